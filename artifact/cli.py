@@ -1,0 +1,59 @@
+"""`artifact`: the host-side command line (typer). Each group of commands lives in its own module
+and registers itself here, so this file stays a table of contents."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from artifact.errors import ArtifactError
+from harness.errors import HarnessError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Run the pinned benchmark container, collect its results, check them against a reference.",
+)
+
+
+def _register() -> None:
+    # Imported here so `artifact --help` stays fast and a missing optional module names itself.
+    from artifact import commands_launch, commands_check
+
+    commands_launch.register(app)
+    commands_check.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        rv = app(args=argv, standalone_mode=False)
+        if rv == 130:  # typer turns KeyboardInterrupt into a silent Exit(130)
+            print("error: interrupted", file=sys.stderr)
+        if isinstance(rv, int):  # click returns typer.Exit's code instead of raising it
+            return rv
+    except (HarnessError, ArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

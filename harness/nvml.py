@@ -1,0 +1,109 @@
+"""GPU state through NVML (nvidia-ml-py), torch-free. Every reading that fails becomes None with
+the reason, never a made-up zero."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from harness.records import GpuState
+
+# Clock-event ("throttle") reason bits, from nvml.h. Idle is normal between kernels and is
+# not a throttle; the rest mean the clocks were held below what the kernel asked for.
+_REASONS = {
+    0x0000000000000001: "gpu_idle",
+    0x0000000000000002: "applications_clocks_setting",
+    0x0000000000000004: "sw_power_cap",
+    0x0000000000000008: "hw_slowdown",
+    0x0000000000000010: "sync_boost",
+    0x0000000000000020: "sw_thermal_slowdown",
+    0x0000000000000040: "hw_thermal_slowdown",
+    0x0000000000000080: "hw_power_brake_slowdown",
+    0x0000000000000100: "display_clock_setting",
+}
+BENIGN_REASONS = {"gpu_idle", "applications_clocks_setting"}
+
+
+def decode_reasons(mask: int) -> list[str]:
+    names = [name for bit, name in _REASONS.items() if mask & bit]
+    unknown = mask & ~sum(_REASONS)
+    if unknown:
+        names.append(f"unknown_0x{unknown:x}")
+    return names
+
+
+class Nvml:
+    """A handle on GPU `index`, or an unavailable stub that says why."""
+
+    def __init__(self, index: int = 0):
+        self.error: str | None = None
+        self._nv: Any = None
+        self._h: Any = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nv = pynvml
+            self._h = pynvml.nvmlDeviceGetHandleByIndex(index)
+        except Exception as exc:  # missing library, no driver, no device: all mean "no NVML"
+            self.error = f"NVML unavailable: {type(exc).__name__}: {exc}".strip()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def _read(self, fn: Callable[[], Any], field: str, unavailable: dict[str, str]) -> Any:
+        if not self.ok:
+            unavailable.setdefault(field, self.error or "NVML unavailable")
+            return None
+        try:
+            return fn()
+        except Exception as exc:
+            unavailable[field] = f"NVML: {exc}"
+            return None
+
+    def driver_version(self, unavailable: dict[str, str]) -> str | None:
+        v = self._read(lambda: self._nv.nvmlSystemGetDriverVersion(), "nvidia_driver_version", unavailable)
+        return v.decode() if isinstance(v, bytes) else v
+
+    def cuda_driver_version(self, unavailable: dict[str, str]) -> str | None:
+        v = self._read(lambda: self._nv.nvmlSystemGetCudaDriverVersion_v2(), "cuda_driver_version", unavailable)
+        return None if v is None else f"{v // 1000}.{(v % 1000) // 10}"
+
+    def uuid(self, unavailable: dict[str, str]) -> str | None:
+        v = self._read(lambda: self._nv.nvmlDeviceGetUUID(self._h), "gpu.uuid", unavailable)
+        return v.decode() if isinstance(v, bytes) else v
+
+    def throttle_reasons(self) -> list[str]:
+        if not self.ok:
+            return []
+        try:
+            get = getattr(self._nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or self._nv.nvmlDeviceGetCurrentClocksThrottleReasons
+            return decode_reasons(int(get(self._h)))
+        except Exception:
+            return []
+
+    def state(self, unavailable: dict[str, str], prefix: str) -> GpuState:
+        nv, h = self._nv, self._h
+        r = lambda fn, name: self._read(fn, f"{prefix}.{name}", unavailable)  # noqa: E731
+        clk = lambda kind: (lambda: nv.nvmlDeviceGetClockInfo(h, kind))  # noqa: E731
+        mx = lambda kind: (lambda: nv.nvmlDeviceGetMaxClockInfo(h, kind))  # noqa: E731
+        sm = getattr(nv, "NVML_CLOCK_SM", 1)
+        mem = getattr(nv, "NVML_CLOCK_MEM", 2)
+        power_limit = r(lambda: nv.nvmlDeviceGetEnforcedPowerLimit(h), "power_limit_w")
+        power_draw = r(lambda: nv.nvmlDeviceGetPowerUsage(h), "power_draw_w")
+        ecc = r(lambda: nv.nvmlDeviceGetEccMode(h)[0], "ecc_enabled")
+        mig = r(lambda: nv.nvmlDeviceGetMigMode(h)[0], "mig_enabled")
+        persistence = r(lambda: nv.nvmlDeviceGetPersistenceMode(h), "persistence_mode")
+        return GpuState(
+            sm_clock_mhz=r(clk(sm), "sm_clock_mhz"),
+            sm_clock_max_mhz=r(mx(sm), "sm_clock_max_mhz"),
+            mem_clock_mhz=r(clk(mem), "mem_clock_mhz"),
+            mem_clock_max_mhz=r(mx(mem), "mem_clock_max_mhz"),
+            power_limit_w=None if power_limit is None else power_limit / 1000.0,
+            power_draw_w=None if power_draw is None else power_draw / 1000.0,
+            temperature_c=r(lambda: nv.nvmlDeviceGetTemperature(h, 0), "temperature_c"),
+            persistence_mode=None if persistence is None else bool(persistence),
+            ecc_enabled=None if ecc is None else bool(ecc),
+            mig_enabled=None if mig is None else bool(mig),
+            throttle_reasons=self.throttle_reasons(),
+        )

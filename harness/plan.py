@@ -1,0 +1,261 @@
+"""What to run: profiles, YAML plans and command-line flags become a validated Plan (torch-free).
+
+A plan file looks like:
+
+    schema_version: 1
+    timing: {target_rel_ci: 0.01, max_time_s: 5, repeats: 1}
+    defaults: {workload: sdpa, batch: 32, heads: 8, head_dim: 64, dtype: float16}
+    cases:
+      - {backend: [flash, cudnn], seq: [128, 512]}   # lists expand to their cross product
+
+Every error names the file and the field.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness import workloads
+from harness.errors import HarnessError
+from harness.records import CACHE_MODES, DTYPES, CaseSpec
+
+PLAN_SCHEMA_VERSION = 1
+
+
+@dataclass
+class TimingConfig:
+    """How each case is measured. The adaptive rule stops a repetition once the 95% CI
+    half-width of the median is within target_rel_ci of the median, or a cap is hit."""
+
+    target_rel_ci: float = 0.01
+    min_samples: int = 30
+    max_samples: int = 2000
+    min_time_s: float = 0.25  # sample at least this long: the clocks settle under sustained load
+    max_time_s: float = 3.0  # per repetition, sampling only
+    repeats: int = 1  # independent repetitions: fresh inputs, allocations and graph
+    sample_target_ms: float = 1.0  # a warm-cache sample replays enough calls to last about this
+    # Long enough for the GPU's power and clock state to settle: with 25 ms the H100 read up
+    # to 5% faster than triton's do_bench_cudagraph at S=1024-2048 (bench/h100/NOTES.md).
+    warmup_ms: float = 250.0
+    batch: int = 10  # samples between stopping-rule checks
+    seed: int = 1234
+
+
+@dataclass
+class Plan:
+    cases: list[CaseSpec]
+    timing: TimingConfig
+    source: str  # "profile:smoke", "plan:<path>", "flags"
+    check_correctness: bool = True
+
+
+# The default full sweep of the issue: B=32, H=8, D=64, fp16, S in 128..4096, every SDPA backend.
+_FULL_SEQS = (128, 512, 1024, 2048, 4096)
+_SDPA_BACKENDS = workloads.BACKENDS["sdpa"]
+
+
+def _profile_full() -> Plan:
+    cases = [
+        CaseSpec(workload="sdpa", backend=b, batch=32, heads=8, seq=s, head_dim=64, dtype="float16", device="cuda")
+        for s in _FULL_SEQS
+        for b in _SDPA_BACKENDS
+    ]
+    return Plan(cases=cases, timing=TimingConfig(), source="profile:full")
+
+
+def _profile_smoke(device: str) -> Plan:
+    # Small enough for a laptop CPU in well under a minute; still exercises every stage.
+    backends = ("math", "flash", "default") if device == "cpu" else _SDPA_BACKENDS
+    dtype = "float32" if device == "cpu" else "float16"
+    cases = [
+        CaseSpec(workload="sdpa", backend=b, batch=2, heads=4, seq=s, head_dim=32, dtype=dtype, device=device)
+        for s in (64, 128, 256)
+        for b in backends
+    ]
+    timing = TimingConfig(target_rel_ci=0.02, min_samples=15, max_samples=400, min_time_s=0.02, max_time_s=0.6, warmup_ms=10.0)
+    return Plan(cases=cases, timing=timing, source="profile:smoke")
+
+
+PROFILES = ("smoke", "full")
+
+
+def from_profile(name: str, device: str) -> Plan:
+    if name == "smoke":
+        return _profile_smoke(device)
+    if name == "full":
+        if device != "cuda":
+            raise HarnessError("--profile full needs a CUDA GPU; on this machine use --profile smoke")
+        return _profile_full()
+    raise HarnessError(f"--profile: unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+
+
+# --------------------------------------------------------------------------- validation
+_INT_FIELDS = ("batch", "heads", "seq", "head_dim")
+
+
+def validate_case(spec: CaseSpec, where: str) -> CaseSpec:
+    if spec.workload not in workloads.BACKENDS:
+        raise HarnessError(f"{where}.workload: unknown workload {spec.workload!r}; known: {', '.join(workloads.names())}")
+    known = workloads.BACKENDS[spec.workload]
+    if spec.backend not in known:
+        raise HarnessError(f"{where}.backend: unknown backend {spec.backend!r} for {spec.workload}; choose from {', '.join(known)}")
+    for name in _INT_FIELDS:
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise HarnessError(f"{where}.{name}: must be a positive integer, got {value!r}")
+    if spec.dtype not in DTYPES:
+        raise HarnessError(f"{where}.dtype: unknown dtype {spec.dtype!r}; choose from {', '.join(DTYPES)}")
+    if spec.cache not in CACHE_MODES:
+        raise HarnessError(f"{where}.cache: must be one of {', '.join(CACHE_MODES)}, got {spec.cache!r}")
+    if spec.device not in ("cuda", "cpu"):
+        raise HarnessError(f"{where}.device: must be cuda or cpu, got {spec.device!r}")
+    if not isinstance(spec.causal, bool):
+        raise HarnessError(f"{where}.causal: must be true or false, got {spec.causal!r}")
+    if spec.config is not None and not isinstance(spec.config, dict):
+        raise HarnessError(f"{where}.config: must be a mapping of tunables, got {spec.config!r}")
+    return spec
+
+
+_CASE_KEYS = {f.name for f in fields(CaseSpec)}
+_TIMING_KEYS = {f.name: f.type for f in fields(TimingConfig)}
+
+
+def expand(entry: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """{'seq': [128, 512], 'backend': 'flash'} -> one dict per combination of the list values."""
+    keys = list(entry)
+    axes = [entry[k] if isinstance(entry[k], list) else [entry[k]] for k in keys]
+    for k, axis in zip(keys, axes):
+        if not axis:
+            raise HarnessError(f"{where}.{k}: empty list")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
+
+
+def _make_case(values: dict[str, Any], device: str, where: str) -> CaseSpec:
+    unknown = set(values) - _CASE_KEYS
+    if unknown:
+        raise HarnessError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_CASE_KEYS))}")
+    values = {"workload": "sdpa", "device": device, **values}
+    missing = [k for k in ("backend", *_INT_FIELDS) if k not in values]
+    if missing:
+        raise HarnessError(f"{where}: missing field(s) {', '.join(missing)}")
+    return validate_case(CaseSpec(**values), where)
+
+
+def _timing_from(data: Any, where: str, base: TimingConfig) -> TimingConfig:
+    if data is None:
+        return base
+    if not isinstance(data, dict):
+        raise HarnessError(f"{where}: must be a mapping")
+    updates = {}
+    for key, value in data.items():
+        if key not in _TIMING_KEYS:
+            raise HarnessError(f"{where}.{key}: unknown timing setting; known: {', '.join(sorted(_TIMING_KEYS))}")
+        want = float if key in ("target_rel_ci", "min_time_s", "max_time_s", "sample_target_ms", "warmup_ms") else int
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (want is int and not isinstance(value, int)):
+            raise HarnessError(f"{where}.{key}: must be a {'number' if want is float else 'whole number'}, got {value!r}")
+        if value <= 0 and key != "seed":
+            raise HarnessError(f"{where}.{key}: must be positive, got {value!r}")
+        updates[key] = want(value)
+    return replace(base, **updates)
+
+
+def from_yaml(path: Path | str, device: str) -> Plan:
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: plan file not found") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise HarnessError(f"{path}: malformed YAML{at}: {problem}; fix the plan file") from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: a plan must be a mapping with a 'cases' list")
+    version = data.get("schema_version", PLAN_SCHEMA_VERSION)
+    if version != PLAN_SCHEMA_VERSION:
+        raise HarnessError(f"{path}: schema_version: this harness reads plan version {PLAN_SCHEMA_VERSION}, got {version!r}")
+    unknown = set(data) - {"schema_version", "timing", "defaults", "cases", "check_correctness"}
+    if unknown:
+        raise HarnessError(f"{path}: unknown top-level field(s) {', '.join(sorted(unknown))}")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise HarnessError(f"{path}: defaults: must be a mapping")
+    entries = data.get("cases")
+    if not isinstance(entries, list) or not entries:
+        raise HarnessError(f"{path}: cases: must be a non-empty list")
+    cases: list[CaseSpec] = []
+    for i, entry in enumerate(entries):
+        where = f"{path}: cases[{i}]"
+        if not isinstance(entry, dict):
+            raise HarnessError(f"{where}: must be a mapping")
+        for combo in expand({**defaults, **entry}, where):
+            cases.append(_make_case(combo, device, where))
+    timing = _timing_from(data.get("timing"), f"{path}: timing", TimingConfig())
+    check = data.get("check_correctness", True)
+    if not isinstance(check, bool):
+        raise HarnessError(f"{path}: check_correctness: must be true or false")
+    return Plan(cases=_dedupe(cases), timing=timing, source=f"plan:{path}", check_correctness=check)
+
+
+def from_flags(
+    *,
+    seqs: Iterable[int],
+    backends: Iterable[str],
+    batch: int,
+    heads: int,
+    head_dim: int,
+    dtype: str,
+    causal: bool,
+    cache: str,
+    device: str,
+    workload: str = "sdpa",
+) -> Plan:
+    cases = []
+    for s in seqs:
+        for b in backends:
+            spec = CaseSpec(
+                workload=workload, backend=b, batch=batch, heads=heads, seq=s, head_dim=head_dim,
+                dtype=dtype, causal=causal, cache=cache, device=device,
+            )
+            flag = {"backend": "--backends", "seq": "--seq", "batch": "--batch", "heads": "--heads",
+                    "head_dim": "--head-dim", "dtype": "--dtype", "cache": "--cache"}
+            try:
+                cases.append(validate_case(spec, "case"))
+            except HarnessError as exc:
+                # Name the flag rather than the record field: that is what the user typed.
+                msg = str(exc)
+                for fname, fl in flag.items():
+                    msg = msg.replace(f"case.{fname}:", f"{fl}:")
+                raise HarnessError(msg) from None
+    return Plan(cases=_dedupe(cases), timing=TimingConfig(), source="flags")
+
+
+def _dedupe(cases: list[CaseSpec]) -> list[CaseSpec]:
+    seen: dict[str, CaseSpec] = {}
+    for c in cases:
+        seen.setdefault(c.case_id, c)
+    return list(seen.values())
+
+
+def parse_positive_ints(values: Iterable[str], flag: str) -> list[int]:
+    out = []
+    for v in values:
+        for part in str(v).replace(",", " ").split():
+            try:
+                n = int(part)
+            except ValueError:
+                raise HarnessError(f"{flag}: {part!r} is not a positive integer") from None
+            if n <= 0:
+                raise HarnessError(f"{flag}: {part!r} is not a positive integer")
+            out.append(n)
+    if not out:
+        raise HarnessError(f"{flag}: give at least one value")
+    return out

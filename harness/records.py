@@ -1,0 +1,333 @@
+"""Typed, versioned records that pass between the stages (torch-free).
+
+Every record serialises to JSON with a `schema_version` and a `kind`, and is read back with
+`load_record`, which names the file and the field when something is wrong. Readers accept
+`schema_version <= SCHEMA_VERSION` and refuse newer files with a clear error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, TypeVar, Union
+
+from harness.errors import RecordError
+
+SCHEMA_VERSION = 1
+
+# The kinds of record, as written in each file's "kind" field.
+KIND_CASE = "case_result"
+KIND_ENV = "env"
+KIND_MANIFEST = "manifest"
+
+BACKENDS_SDPA = ("flash", "efficient", "cudnn", "math", "default")
+DTYPES = ("float16", "bfloat16", "float32")
+CACHE_MODES = ("warm", "cold")
+
+
+# --------------------------------------------------------------------------- case identity
+@dataclass
+class CaseSpec:
+    """What to measure: one workload at one shape. Its `case_id` names the result file."""
+
+    workload: str  # registry key: "sdpa", "triton_attention", ...
+    backend: str  # sdpa: flash|efficient|cudnn|math|default; candidates: their own name
+    batch: int
+    heads: int
+    seq: int
+    head_dim: int
+    dtype: str = "float16"
+    causal: bool = False
+    cache: str = "warm"  # warm: back-to-back replays; cold: L2 flushed before each sample
+    device: str = "cuda"  # cuda | cpu
+    # Tunables of a candidate kernel (block sizes, warps, stages). None for library backends.
+    config: Optional[dict[str, Any]] = None
+
+    @property
+    def case_id(self) -> str:
+        mask = "causal" if self.causal else "full"
+        cid = (
+            f"{self.workload}-{self.backend}-b{self.batch}h{self.heads}s{self.seq}d{self.head_dim}"
+            f"-{self.dtype}-{mask}-{self.cache}-{self.device}"
+        )
+        if self.config:
+            digest = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()
+            cid += f"-cfg{digest[:8]}"
+        return cid
+
+    @property
+    def shape_key(self) -> str:
+        """Shape and numerics without the backend: cases with equal keys are comparable."""
+        mask = "causal" if self.causal else "full"
+        return f"b{self.batch}h{self.heads}s{self.seq}d{self.head_dim}-{self.dtype}-{mask}-{self.cache}-{self.device}"
+
+
+# --------------------------------------------------------------------------- timing
+@dataclass
+class Repetition:
+    """One independent repetition of a case: fresh inputs, fresh allocations, fresh graph."""
+
+    samples_ms: list[float]  # per-kernel-call device time of each sample, in order
+    inner_iters: int  # kernel calls per sample (a sample = one graph replay of this many calls)
+    converged: bool
+    stop_reason: str  # "converged" | "max_time" | "max_samples"
+    rel_halfwidth: Optional[float]  # 95% CI half-width of the median over the median, at stop
+    wall_s: float
+
+
+@dataclass
+class TimingSummary:
+    """Statistics over all repetitions (between-run aware when there are several)."""
+
+    n_samples: int
+    n_repetitions: int
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    ci_low_ms: float  # CI of the median (hierarchical bootstrap when n_repetitions > 1)
+    ci_high_ms: float
+    ci_level: float
+    ci_method: str
+    rel_halfwidth: float
+    converged: bool  # every repetition met the precision target
+    flags: list[str] = field(default_factory=list)  # e.g. "ties", "bca_fallback_percentile"
+
+
+@dataclass
+class Timing:
+    method: str  # "cuda_graph" | "cuda_events" | "perf_counter"
+    fallback_reason: Optional[str]  # why the preferred method was not used, else None
+    target_rel_ci: float
+    warmup_calls: int
+    repetitions: list[Repetition]
+    summary: TimingSummary
+    throttle_reasons: list[str] = field(default_factory=list)  # NVML clock-event reasons seen
+
+
+# --------------------------------------------------------------------------- the other parts
+@dataclass
+class Throughput:
+    flops: float  # 4*B*H*S*S*D forward, halved when causal
+    bytes: float  # q, k, v read once, o written once
+    tflops: float
+    gbps: float
+
+
+@dataclass
+class Memory:
+    predicted_bytes: int
+    peak_allocated_bytes: Optional[int]  # None on the CPU (no allocator statistics)
+    peak_reserved_bytes: Optional[int]
+    free_bytes_before: Optional[int]
+    total_bytes: Optional[int]
+
+
+@dataclass
+class Correctness:
+    reference: str  # "float64"
+    rel_error: float  # ||out - ref|| / ||ref|| on fresh random inputs
+    tolerance: float
+    passed: bool
+    bitwise_repeat: bool  # same inputs twice gave the same bytes
+
+
+@dataclass
+class CaseResult:
+    case: CaseSpec
+    status: str  # "ok" | "skipped" | "failed"
+    reason: Optional[str] = None  # why skipped/failed
+    timing: Optional[Timing] = None
+    throughput: Optional[Throughput] = None
+    memory: Optional[Memory] = None
+    correctness: Optional[Correctness] = None
+    started_at: str = ""
+    finished_at: str = ""
+    harness_version: str = ""
+    schema_version: int = SCHEMA_VERSION
+    kind: str = KIND_CASE
+
+
+# --------------------------------------------------------------------------- environment
+@dataclass
+class GpuState:
+    """NVML reading at one moment; None fields could not be read (see EnvRecord.unavailable)."""
+
+    sm_clock_mhz: Optional[int] = None
+    sm_clock_max_mhz: Optional[int] = None
+    mem_clock_mhz: Optional[int] = None
+    mem_clock_max_mhz: Optional[int] = None
+    power_limit_w: Optional[float] = None
+    power_draw_w: Optional[float] = None
+    temperature_c: Optional[int] = None
+    persistence_mode: Optional[bool] = None
+    ecc_enabled: Optional[bool] = None
+    mig_enabled: Optional[bool] = None
+    throttle_reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GpuInfo:
+    name: Optional[str] = None
+    uuid: Optional[str] = None
+    compute_capability: Optional[str] = None  # "9.0"
+    sm_count: Optional[int] = None
+    memory_bytes: Optional[int] = None
+    l2_bytes: Optional[int] = None
+
+
+@dataclass
+class EnvRecord:
+    """env.json: what ran, on what, with which settings in force."""
+
+    created_at: str
+    harness_version: str
+    device: str  # "cuda" | "cpu"
+    gpu: Optional[GpuInfo]
+    nvidia_driver_version: Optional[str]  # e.g. "580.159.04" (NVML / nvidia-smi)
+    cuda_driver_version: Optional[str]  # highest CUDA the driver supports, e.g. "13.0"
+    cuda_runtime_version: Optional[str]  # the runtime actually loaded
+    torch_cuda_build: Optional[str]  # torch.version.cuda: what torch was compiled against
+    cudnn_version: Optional[str]
+    gpu_state_before: Optional[GpuState]
+    gpu_state_after: Optional[GpuState]
+    software: dict[str, Optional[str]]  # python, torch, triton, numpy, scipy, ... versions
+    host: dict[str, Any]  # cpu_model, cpu_count, governor, os, kernel, hostname_hash
+    in_container: Optional[bool]
+    lock: dict[str, Any]  # the lock settings as read back after locking
+    lock_failures: dict[str, str]  # setting -> why it could not be locked
+    unavailable: dict[str, str]  # field -> why it is None
+    schema_version: int = SCHEMA_VERSION
+    kind: str = KIND_ENV
+
+
+@dataclass
+class Manifest:
+    """manifest.json: sha256 of every file under the output folder except itself."""
+
+    files: dict[str, str]  # relative posix path -> sha256 hex
+    created_at: str
+    harness_version: str
+    schema_version: int = SCHEMA_VERSION
+    kind: str = KIND_MANIFEST
+
+
+# --------------------------------------------------------------------------- (de)serialisation
+T = TypeVar("T")
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    return dataclasses.asdict(record)
+
+
+def to_json(record: Any) -> str:
+    return json.dumps(to_dict(record), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional or tp is Any:
+            return None
+        raise RecordError(f"{where}: is null but must be set")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise RecordError(f"{where}: expected an object, got {type(value).__name__}")
+        return from_dict(tp, value, where)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecordError(f"{where}: expected a list, got {type(value).__name__}")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_build(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecordError(f"{where}: expected an object, got {type(value).__name__}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecordError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecordError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecordError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecordError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build a dataclass from a dict, checking types and naming the bad field."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        path = f"{where}.{f.name}" if where else f.name
+        if f.name not in data:
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                continue
+            raise RecordError(f"{path}: missing field")
+        kwargs[f.name] = _build(hints[f.name], data[f.name], path)
+    return cls(**kwargs)
+
+
+_KIND_TO_CLASS = {KIND_CASE: CaseResult, KIND_ENV: EnvRecord, KIND_MANIFEST: Manifest}
+
+
+def load_json(path: Path | str) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecordError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = " (truncated? re-run the case, or use --resume)" if exc.pos >= len(text.rstrip()) else ""
+        raise RecordError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}") from None
+
+
+def load_record(path: Path | str, cls: type[T] | None = None) -> T:
+    """Read a record file; `cls` defaults to the class named by the file's `kind`."""
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: expected a JSON object at the top level")
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise RecordError(f"{path}: schema_version: missing or not an integer")
+    if version > SCHEMA_VERSION:
+        raise RecordError(
+            f"{path}: schema_version {version} is newer than this tool reads ({SCHEMA_VERSION}); upgrade the tool"
+        )
+    if cls is None:
+        kind = data.get("kind")
+        if kind not in _KIND_TO_CLASS:
+            raise RecordError(f"{path}: kind: unknown record kind {kind!r}")
+        cls = _KIND_TO_CLASS[kind]  # type: ignore[assignment]
+    try:
+        return from_dict(cls, data)  # type: ignore[arg-type]
+    except RecordError as exc:
+        raise RecordError(f"{path}: {exc}") from None

@@ -1,0 +1,92 @@
+"""A sweep: lock, fingerprint, run every case, write each result as it finishes.
+
+env.json is written before the first case and again (with the GPU state after) at the end;
+manifest.json is rewritten after every case, so an interrupted run leaves a folder whose every
+file is finished and hashed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from harness import envlock, fingerprint, storage
+from harness.display import console, reasons, results_table
+from harness.errors import RecordError
+from harness.nvml import Nvml
+from harness.plan import Plan
+from harness.records import CaseResult
+from harness.runner import run_case
+
+
+def _finished(out: Path, case_id: str) -> CaseResult | None:
+    path = storage.case_path(out, case_id)
+    if not path.exists():
+        return None
+    try:
+        return storage.load_record(path, CaseResult)
+    except RecordError:
+        return None  # a damaged file is measured again
+
+
+def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True) -> int:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    con = console()
+    settings, failures = envlock.lock(plan.timing.seed)
+    nvml = Nvml(0) if device == "cuda" else None
+    env = fingerprint.collect(device, settings, failures, nvml=nvml)
+    storage.write_record(out / storage.ENV_FILE, env)
+    storage.write_manifest(out)
+    l2 = env.gpu.l2_bytes if env.gpu else None
+    where = env.gpu.name if env.gpu else (env.host.get("cpu_model") or "CPU")
+    con.print(f"[bold]harness[/] {len(plan.cases)} cases on {where} ({plan.source}) -> {out}")
+    for name, why in failures.items():
+        con.print(f"[yellow]lock: {name}: {why}[/]")
+
+    results: list[CaseResult] = []
+    todo = []
+    for spec in plan.cases:
+        done = _finished(out, spec.case_id) if resume else None
+        if done is not None:
+            results.append(done)
+        else:
+            todo.append(spec)
+    if resume and results:
+        con.print(f"resume: {len(results)} finished case(s) kept, {len(todo)} to run")
+
+    t0 = time.perf_counter()
+    bar = None
+    if progress and todo:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       TimeRemainingColumn(), console=con, transient=False)
+        bar.start()
+        task = bar.add_task("starting", total=len(todo))
+    try:
+        for i, spec in enumerate(todo):
+            label = f"{spec.backend} S={spec.seq}"
+            if bar is not None:
+                bar.update(task, description=f"{label:<18}")
+            result = run_case(spec, plan.timing, check_correctness_first=plan.check_correctness, l2_bytes=l2, nvml=nvml)
+            storage.write_case(out, result)
+            storage.write_manifest(out)
+            results.append(result)
+            if bar is not None:
+                bar.advance(task)
+            else:
+                med = f"{result.timing.summary.median_ms:.4f} ms" if result.timing else (result.reason or "")
+                con.print(f"[{i + 1}/{len(todo)}] {spec.case_id}: {result.status} {med}")
+    finally:
+        if bar is not None:
+            bar.stop()
+        if nvml is not None and nvml.ok:
+            env.gpu_state_after = nvml.state(env.unavailable, "gpu_state_after")
+        storage.write_record(out / storage.ENV_FILE, env)
+        storage.write_manifest(out)
+
+    con.print(results_table(results, title=f"{plan.source} on {where} ({time.perf_counter() - t0:.1f} s)"))
+    for line in reasons(results):
+        con.print(f"[yellow]{line}[/]")
+    return 0

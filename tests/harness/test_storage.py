@@ -1,0 +1,25 @@
+from harness import storage
+from harness.records import CaseResult, CaseSpec
+
+
+def test_manifest_detects_tampering_and_truncation(tmp_path):
+    r = CaseResult(case=CaseSpec("sdpa", "math", 1, 1, 8, 8, device="cpu"), status="skipped", reason="x")
+    storage.write_case(tmp_path, r)
+    (tmp_path / "env.json").write_text('{"a": 1}\n')
+    m = storage.write_manifest(tmp_path)
+    assert set(m.files) == {"env.json", f"cases/{r.case.case_id}.json"}
+    assert storage.verify_manifest(tmp_path) == []
+    (tmp_path / "env.json").write_text('{"a": 2}\n')
+    p = storage.case_path(tmp_path, r.case.case_id)
+    p.write_text(p.read_text()[:10])
+    problems = storage.verify_manifest(tmp_path)
+    assert len(problems) == 2 and all("sha256 differs" in x for x in problems)
+    p.unlink()
+    assert any("missing" in x for x in storage.verify_manifest(tmp_path))
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    for i in range(5):
+        storage.atomic_write_text(tmp_path / "x.json", f"{i}\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert (tmp_path / "x.json").read_text() == "4\n"
