@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # click usage errors and the like
-        import click
+        try:
+            import click
+        except ImportError:  # typer >= 0.29 vendors click instead of depending on it
+            from typer import _click as click
 
         if isinstance(exc, click.exceptions.ClickException):
             print(f"error: {exc.format_message()}", file=sys.stderr)

@@ -151,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; finished cases are kept, run again with --resume to complete", file=sys.stderr)
         return 130
     except Exception as exc:
-        import click
+        try:
+            import click
+        except ImportError:  # typer >= 0.29 vendors click instead of depending on it
+            from typer import _click as click
 
         if isinstance(exc, click.exceptions.ClickException):
             print(f"error: {exc.format_message()}", file=sys.stderr)

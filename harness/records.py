@@ -123,7 +123,9 @@ class Throughput:
 @dataclass
 class Memory:
     predicted_bytes: int
-    peak_allocated_bytes: Optional[int]  # None on the CPU (no allocator statistics)
+    # The case's own peak: max allocated during one call (inputs, output, workspaces allocated
+    # on first use) above what was allocated before the case began. None on the CPU.
+    peak_allocated_bytes: Optional[int]
     peak_reserved_bytes: Optional[int]
     free_bytes_before: Optional[int]
     total_bytes: Optional[int]
@@ -306,7 +308,8 @@ def load_json(path: Path | str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        hint = " (truncated? re-run the case, or use --resume)" if exc.pos >= len(text.rstrip()) else ""
+        cut = exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string")
+        hint = " (truncated? re-run the case, or use --resume)" if cut else ""
         raise RecordError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}") from None
 
 

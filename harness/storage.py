@@ -23,6 +23,8 @@ from harness.records import CaseResult, EnvRecord, Manifest, load_record, to_jso
 ENV_FILE = "env.json"
 MANIFEST_FILE = "manifest.json"
 CASES_DIR = "cases"
+# Written into a results folder after the run by `artifact check` / `artifact report`.
+DERIVED_PREFIXES = ("verdict.", "report.", "time-vs-seq-", "tflops-vs-peak-")
 
 
 def utc_now() -> str:
@@ -35,6 +37,10 @@ def atomic_write_text(path: Path | str, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes 0600 files; results are meant to be read by others (and out of containers).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -85,6 +91,12 @@ def verify_manifest(out: Path | str) -> list[str]:
             problems.append(f"{rel}: listed in manifest.json but missing")
         elif sha256_file(p) != digest:
             problems.append(f"{rel}: sha256 differs from manifest.json (modified or truncated)")
+    # Files the manifest does not know were added afterwards; derived outputs a checker or
+    # report writes into the folder (verdict.*, report.*) are allowed.
+    for p in _hashed_files(out):
+        rel = p.relative_to(out).as_posix()
+        if rel not in manifest.files and not rel.startswith(DERIVED_PREFIXES):
+            problems.append(f"{rel}: not listed in manifest.json (added after the run)")
     return problems
 
 

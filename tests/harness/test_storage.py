@@ -23,3 +23,26 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
         storage.atomic_write_text(tmp_path / "x.json", f"{i}\n")
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
     assert (tmp_path / "x.json").read_text() == "4\n"
+
+
+def test_manifest_catches_added_files_but_not_checker_outputs(tmp_path):
+    (tmp_path / "env.json").write_text("{}\n")
+    storage.write_manifest(tmp_path)
+    (tmp_path / "verdict.json").write_text("{}\n")
+    (tmp_path / "report.md").write_text("# r\n")
+    assert storage.verify_manifest(tmp_path) == []
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "smuggled.json").write_text("{}\n")
+    assert storage.verify_manifest(tmp_path) == ["cases/smuggled.json: not listed in manifest.json (added after the run)"]
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        storage.atomic_write_text(tmp_path / "x.json", "{}\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644

@@ -1,0 +1,141 @@
+"""`artifact check`, `artifact report`, `artifact derive-reference`, `artifact expected-results`.
+
+    artifact check RESULTS_DIR --reference artifact/references/h100.yaml [--json] [--out DIR]
+    artifact report RESULTS_DIR [--reference FILE] [--out DIR]
+    artifact derive-reference bench/h100/run-* --out artifact/references/h100.yaml
+    artifact expected-results --update ARTIFACT.md
+
+check exits 0 when every applicable claim passes, 1 when a claim fails, 2 when the inputs are
+unusable (tampered results, a bad reference, or a reference that applies to none of the claims).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from artifact.errors import ArtifactError
+
+
+def _check(
+    results_dir: Path = typer.Argument(..., help="A results folder (env.json, cases/, manifest.json)."),
+    reference: Path = typer.Option(..., "--reference", "-r", help="Reference tolerance file, e.g. artifact/references/h100.yaml."),
+    json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON instead of the table."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: RESULTS_DIR)."),
+) -> None:
+    """Verify the results' hashes, then judge every claim of the reference: PASS, FAIL or SKIP."""
+    from artifact import verdict as verdictmod
+    from artifact.reference import load_reference
+
+    ref = load_reference(reference)
+    v = verdictmod.check(results_dir, ref)
+    verdictmod.write(v, out or results_dir)
+    verdictmod.append_step_summary(v)
+    if json_out:
+        sys.stdout.write(verdictmod.to_json(v))
+    else:
+        verdictmod.print_table(v)
+    if v.exit_code == verdictmod.EXIT_UNUSABLE:
+        print(f"error: {v.notes[0]}", file=sys.stderr)
+    raise typer.Exit(v.exit_code)
+
+
+def _report(
+    results_dir: Path = typer.Argument(..., help="A results folder."),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Reference file: adds the verdict and the measured peaks."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md and the SVG plots (default: RESULTS_DIR)."),
+) -> None:
+    """Write report.md and SVG plots: tables, plots, verdict, environment, checklist, paragraph."""
+    from artifact import report, verdict as verdictmod
+    from artifact.reference import load_reference
+
+    ref = load_reference(reference) if reference else None
+    results, note = verdictmod.load_results(results_dir)
+    if ref is not None:
+        v = verdictmod.judge_all(results, ref, note)
+    elif (results_dir / verdictmod.VERDICT_JSON).is_file():
+        v = verdictmod.load_verdict(results_dir / verdictmod.VERDICT_JSON)
+    else:
+        v = None
+    path = report.write_report(results, note, ref, v, out or results_dir)
+    typer.echo(f"wrote {path}")
+
+
+def _derive(
+    folders: List[Path] = typer.Argument(..., help="Independent result folders of one hardware model (e.g. bench/h100/run-*)."),
+    out: Path = typer.Option(..., "--out", help="Reference file to write, e.g. artifact/references/h100.yaml."),
+    name: Optional[str] = typer.Option(None, help="Reference name (default: the output file's stem)."),
+    description: str = typer.Option("", help="One line on what the reference covers."),
+    k: float = typer.Option(2.0, min=1.0, help="Tolerance = max(k * observed run-to-run deviation + widest CI half, floor)."),
+    floor_rel: float = typer.Option(0.03, "--floor-rel", min=0.0, help="Smallest relative tolerance."),
+    floor_abs: float = typer.Option(0.05, "--floor-abs", min=0.0, help="Smallest tolerance of an exponent."),
+    min_runs: int = typer.Option(3, "--min-runs", min=1, help="Refuse fewer independent runs than this."),
+    min_machines: int = typer.Option(2, "--min-machines", min=1, help="Refuse runs from fewer separately started machines."),
+    ratio: List[str] = typer.Option(["cudnn/flash"], "--ratio", help="Backend ratio claims to derive, NUM/DEN (repeatable)."),
+    portable_only: bool = typer.Option(False, "--portable-only", help="Only correctness, determinism, environment and rankings (CPU smoke)."),
+    ranking_min_gap: float = typer.Option(0.0, "--ranking-min-gap", min=0.0, help="Keep a ranking pair only if faster/slower <= 1/(1+gap) in every run."),
+    ranking_rule: str = typer.Option("significant", "--ranking-rule", help="How reruns judge rankings: significant (CI below 1) or point."),
+    correctness_factor: float = typer.Option(4.0, "--correctness-factor", min=1.0, help="Correctness bound = this x the largest error seen."),
+    peaks_from: Optional[Path] = typer.Option(None, "--peaks-from", help="Copy hardware.peaks from this reference (default: --out if it exists)."),
+) -> None:
+    """Derive a reference file with tolerances from the measured run-to-run spread."""
+    from artifact import derive
+
+    if ranking_rule not in ("significant", "point"):
+        raise ArtifactError(f"--ranking-rule: expected significant or point, got {ranking_rule!r}")
+    pairs = []
+    for r in ratio:
+        num, sep, den = r.partition("/")
+        if not sep or not num or not den:
+            raise ArtifactError(f"--ratio: expected NUM/DEN such as cudnn/flash, got {r!r}")
+        pairs.append((num, den))
+    source = peaks_from or (out if out.is_file() else None)
+    peaks_gpu, peaks = derive.peaks_from(source) if source else (None, [])
+    opts = derive.DeriveOptions(
+        name=name or out.stem, description=description, k=k, floor_rel=floor_rel, floor_abs=floor_abs, min_runs=min_runs,
+        min_machines=min_machines, ratio_pairs=pairs, portable_only=portable_only, ranking_min_gap=ranking_min_gap, peaks=peaks, peaks_gpu=peaks_gpu,
+        correctness_factor=correctness_factor, ranking_rule=ranking_rule,
+    )
+    doc = derive.derive(folders, opts)
+    derive.write_reference(doc, out)
+    typer.echo(f"wrote {out}: {len(doc['claims'])} claims from {len(folders)} runs"
+               + (f", {len(doc['not_claimed'])} left out (see not_claimed)" if doc["not_claimed"] else "")
+               + (f"; peaks from {source}" if peaks else "; no measured peaks recorded"))
+
+
+def _expected(
+    update: Optional[Path] = typer.Option(None, "--update", help="Rewrite the expected-results blocks of this document in place."),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Print the expected-results table of one reference."),
+    check: bool = typer.Option(False, "--check", help="With --update: exit 1 if the document is out of date, change nothing."),
+) -> None:
+    """Generate ARTIFACT.md's expected-results tables from the reference files (never typed by hand)."""
+    from artifact import report
+    from artifact.reference import load_reference
+    from harness import storage
+
+    if reference is not None:
+        sys.stdout.write(report.expected_results_markdown(load_reference(reference)))
+        return
+    if update is None:
+        raise ArtifactError("give --reference FILE to print a table, or --update ARTIFACT.md to refresh a document")
+    if not update.is_file():
+        raise ArtifactError(f"{update}: document not found")
+    new, used = report.update_document(update, update.resolve().parent)
+    if check:
+        if new != update.read_text(encoding="utf-8"):
+            typer.echo(f"{update}: expected results are out of date; run artifact expected-results --update {update}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{update}: up to date with {', '.join(used)}")
+        return
+    storage.atomic_write_text(update, new)
+    typer.echo(f"updated {update} from {', '.join(used)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(_check)
+    app.command("report")(_report)
+    app.command("derive-reference")(_derive)
+    app.command("expected-results")(_expected)

@@ -1,0 +1,108 @@
+"""The launcher's commands: `artifact doctor | build | run | gc`. Thin: each parses its options
+and calls the module that does the work. No torch on this side."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from artifact.errors import ArtifactError
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def doctor(
+    image: Optional[str] = typer.Option(None, help="Image to check (default: this version's CPU image)."),
+    gpus: str = typer.Option("all", help="GPU request for the preflight: all, or ids like 0,1."),
+    preflight: bool = typer.Option(True, "--preflight/--no-preflight", help="Start a GPU preflight container."),
+) -> None:
+    """Check Docker, the NVIDIA runtime, the driver and the image; explain each problem with its fix."""
+    from artifact import doctor as doc
+    from artifact.image import default_image
+    from artifact.runtime_docker import parse_gpus
+
+    checks = doc.run_checks(image or default_image("cpu"), parse_gpus(gpus), preflight=preflight)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        line = f"{c.status.upper():<4}  {c.name:<{width}}  {c.detail}"
+        if c.fix and c.status != doc.OK:
+            line += f"  -> fix: {c.fix}"
+        print(line)
+    code = doc.exit_code(checks)
+    if code:
+        failed = ", ".join(c.name for c in checks if c.status == doc.FAIL)
+        raise ArtifactError(f"the docker path is not usable ({failed}); see the fixes above, or use --runtime native",
+                            exit_code=code)
+
+
+def build(
+    offline: bool = typer.Option(False, "--offline", help="No registry: debootstrap base + local wheelhouse."),
+    variant: str = typer.Option("cpu", help="Which torch build (the lock docker/requirements-<variant>.lock)."),
+    tag: Optional[str] = typer.Option(None, help="Image tag (default gpu-kernel-artifact:<version>-<variant>)."),
+    base: Optional[str] = typer.Option(None, help="Base image instead of the pinned/debootstrapped one."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild every layer."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not stream the builder's output."),
+) -> None:
+    """Build the benchmark image from this checkout's Dockerfile (online, or --offline)."""
+    from artifact import docker_engine, image
+
+    client = docker_engine.connect(timeout=600)
+    req = image.BuildRequest(offline=offline, variant=variant, tag=tag, base=base, nocache=no_cache)
+    info = image.build(client, req, log=(lambda s: None) if quiet else _err)
+    size = f"{info.size_bytes / 1e9:.2f} GB" if info.size_bytes else "size unknown"
+    print(f"built {info.ref} = {info.id} ({size}; base {info.base_name} {info.base_digest}; revision {info.revision})")
+
+
+def run(
+    ctx: typer.Context,
+    runtime: str = typer.Option("auto", help="auto (docker if it can give a GPU, else native), docker, or native."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default results/<UTC time>)."),
+    profile: Optional[str] = typer.Option(None, help="smoke or full (default smoke unless --plan or harness args)."),
+    plan: Optional[Path] = typer.Option(None, "--plan", help="YAML plan file (mounted read-only into the container)."),
+    resume: bool = typer.Option(False, "--resume", help="Complete an interrupted folder: finished cases are kept."),
+    gpus: Optional[str] = typer.Option(None, help="GPUs for the container: all, none, or ids (0,1). auto: all if usable."),
+    image: Optional[str] = typer.Option(None, help="Image to run (default gpu-kernel-artifact:<version>-cpu)."),
+    timeout: float = typer.Option(7200.0, help="Wall-clock limit in seconds; the run is stopped after it (0: none)."),
+    shm_size: str = typer.Option("1g", "--shm-size", help="Container /dev/shm size."),
+    device: Optional[str] = typer.Option(None, help="Passed to the harness: auto, cuda or cpu."),
+) -> None:
+    """Run the harness (in the pinned container or natively) and collect a self-describing folder.
+    Arguments after `--` go to `harness bench` unchanged."""
+    from artifact.launch import RunOptions, launch
+
+    opts = RunOptions(runtime=runtime, out=out, profile=profile, plan=plan, resume=resume, gpus=gpus, image=image,
+                      timeout_s=None if timeout == 0 else timeout, shm_size=shm_size, device=device,
+                      harness_args=list(ctx.args), argv=list(sys.argv))
+    code = launch(opts, echo=lambda s: print(s, flush=True), note=_err)
+    if code:
+        raise typer.Exit(code)
+
+
+def gc(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List, do not remove."),
+    images: bool = typer.Option(False, "--images", help="Also remove this project's untagged (superseded) images."),
+) -> None:
+    """Remove containers the launcher left behind (found by their label), and with --images the
+    project's superseded image builds."""
+    from artifact import docker_engine, runtime_docker
+
+    client = docker_engine.connect()
+    names = runtime_docker.gc(client, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    print(f"{verb} {len(names)} container(s){': ' + ', '.join(names) if names else ''}")
+    if images:
+        ids, size = runtime_docker.gc_images(client, dry_run=dry_run)
+        print(f"{verb} {len(ids)} untagged image(s) of this project ({size / 1e9:.2f} GB before layer sharing)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(doctor)
+    app.command()(build)
+    # Only what follows `--` reaches the harness; an unknown option before it is a usage error.
+    app.command(context_settings={"allow_extra_args": True})(run)
+    app.command()(gc)

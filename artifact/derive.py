@@ -1,0 +1,543 @@
+"""Derive a reference file from several independent result folders of the same hardware.
+
+Tolerances come from the measured run-to-run spread, never from a guess, and each claim records
+how its tolerance was derived:
+
+    relative tolerance = max(k * max_rel_dev + max_ci_rel_halfwidth, floor)
+
+where max_rel_dev is the largest |run estimate / reference - 1| over the runs (the reference is
+the median of the run estimates) and max_ci_rel_halfwidth the widest CI any run had (with rule
+"equivalence" the whole CI of a rerun must fit inside the band, so the band must be wider than a
+CI). Exponents use the same formula on an absolute scale. Cases that are not produced by every
+run, spreads too wide to claim anything, rankings that are not separated in every run, and
+repeats that were not bitwise-identical in every run are written under `not_claimed` with the
+reason, so the file says what was left out as well as what is claimed.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+
+from artifact import __version__
+from artifact.claims import ResultSet, groups_of, scaling_exponent
+from artifact.errors import ArtifactError
+from artifact.reference import CASE_FIELDS, REFERENCE_SCHEMA_VERSION, Peak, load_reference, load_yaml, parse_hardware
+from artifact.verdict import load_results
+from harness import storage
+from harness.records import CaseResult, CaseSpec
+
+_BACKEND_ORDER = ("flash", "cudnn", "efficient", "math", "default")
+
+
+@dataclass
+class DeriveOptions:
+    name: str
+    description: str = ""
+    k: float = 2.0  # multiplier on the observed run-to-run deviation
+    floor_rel: float = 0.03  # no relative tolerance tighter than this
+    floor_abs: float = 0.05  # no exponent tolerance tighter than this
+    max_rel: float = 0.5  # a spread wider than this is not claimed at all (written under not_claimed)
+    min_runs: int = 3
+    min_machines: int = 2
+    ratio_pairs: list[tuple[str, str]] = field(default_factory=lambda: [("cudnn", "flash")])
+    correctness_factor: float = 4.0  # bound = factor * largest observed error (fresh random inputs each run)
+    memory_margin: float = 0.05  # bound = (1 + margin) * largest observed peak
+    ranking_min_gap: float = 0.0  # portable rankings: faster/slower <= 1/(1+gap) in every run
+    ranking_rule: str = "significant"  # how a rerun is judged; "point" for noisy, shared CPUs
+    portable_only: bool = False  # correctness, determinism, environment, rankings only (CPU smoke)
+    peaks: list[Peak] = field(default_factory=list)
+    peaks_gpu: Optional[str] = None  # the GPU model the peaks were measured on
+
+
+def _sig(x: float, digits: int = 6) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+def _order_key(spec: CaseSpec) -> tuple:
+    b = _BACKEND_ORDER.index(spec.backend) if spec.backend in _BACKEND_ORDER else len(_BACKEND_ORDER)
+    return (spec.workload, spec.dtype, spec.causal, spec.cache, spec.batch, spec.heads, spec.head_dim, b, spec.backend, spec.seq)
+
+
+# --------------------------------------------------------------------------- reading the runs
+def read_runs(folders: list[Path], opts: DeriveOptions) -> list[ResultSet]:
+    if len(folders) < opts.min_runs:
+        raise ArtifactError(
+            f"{len(folders)} result folder(s) given; tolerances need at least {opts.min_runs} independent runs "
+            "(pass more folders, or --min-runs to accept fewer for a test reference)"
+        )
+    runs = [load_results(f)[0] for f in folders]
+    first = runs[0]
+    for r in runs[1:]:
+        if r.env.device != first.env.device or (
+            first.env.device == "cuda" and (r.env.gpu.name if r.env.gpu else None) != (first.env.gpu.name if first.env.gpu else None)
+        ):
+            raise ArtifactError(
+                f"{r.folder}: ran on {_hw(r)}, but {first.folder} ran on {_hw(first)}; derive one reference per hardware model"
+            )
+    machines = _machines(runs)
+    if len(machines) < opts.min_machines:
+        raise ArtifactError(
+            f"the {len(runs)} runs come from {len(machines)} machine(s); tolerances need runs on at least "
+            f"{opts.min_machines} separately started machines (or --min-machines to accept fewer)"
+        )
+    return runs
+
+
+def _hw(r: ResultSet) -> str:
+    return r.env.gpu.name if r.env.device == "cuda" and r.env.gpu else "the CPU"
+
+
+def _machine_id(r: ResultSet) -> str:
+    # A GPU's UUID and the host's hashed name together tell separately started machines apart.
+    gpu = (r.env.gpu.uuid or "") if r.env.gpu else ""
+    host = str((r.env.host or {}).get("hostname_sha256_8", ""))
+    return f"{gpu}/{host}"
+
+
+def _machines(runs: list[ResultSet]) -> set[str]:
+    return {_machine_id(r) for r in runs}
+
+
+# --------------------------------------------------------------------------- helpers
+def _reach(estimates: list[tuple[float, float, float]], relative: bool) -> tuple[float, float, float]:
+    """(reference, max deviation of a run's estimate from it, max far-side CI half-width of a run).
+
+    Relative quantities are measured on the log scale, where the band ref/(1+t)..ref*(1+t) is
+    symmetric; CIs of medians are often lopsided, so the far side is what must fit in the band.
+    """
+    ref = float(statistics.median(e for e, _, _ in estimates))
+    if relative:
+        dev = max(abs(math.log(e / ref)) for e, _, _ in estimates)
+        half = max(max(math.log(e / lo), math.log(hi / e)) for e, lo, hi in estimates)
+    else:
+        dev = max(abs(e - ref) for e, _, _ in estimates)
+        half = max(max(e - lo, hi - e) for e, lo, hi in estimates)
+    return ref, dev, half
+
+
+class _Builder:
+    def __init__(self, runs: list[ResultSet], opts: DeriveOptions):
+        self.runs = runs
+        self.opts = opts
+        self.claims: list[dict[str, Any]] = []
+        self.not_claimed: list[dict[str, Any]] = []
+        self.cuda = runs[0].env.device == "cuda"
+        gpu = runs[0].env.gpu
+        self.gpu_name = (gpu.name or "").strip() if gpu else None
+        per_run = [{c.case.case_id: c for c in r.cases} for r in runs]
+        all_ids = set().union(*per_run)
+        self.common: dict[str, list[CaseResult]] = {}
+        for cid in sorted(all_ids):
+            got = [m.get(cid) for m in per_run]
+            bad = [(r.folder, c) for r, c in zip(runs, got) if c is None or c.status != "ok"]
+            if bad:
+                folder, c = bad[0]
+                why = "absent" if c is None else f"{c.status}: {c.reason}"
+                self.not_claimed.append({"what": cid, "why": f"not produced by every run ({folder}: {why})"})
+                continue
+            self.common[cid] = got  # type: ignore[assignment]
+        if not self.common:
+            raise ArtifactError("no case ran ok in every run; nothing to derive a reference from")
+        specs = [cases[0].case for cases in self.common.values()]
+        self.specs = sorted(specs, key=_order_key)
+        self.defaults = {}
+        for f in CASE_FIELDS:
+            if f in ("backend", "seq"):
+                continue
+            vals = {getattr(s, f) for s in specs}
+            if len(vals) == 1:
+                self.defaults[f] = vals.pop()
+        self.n_runs = len(runs)
+        self.n_machines = len(_machines(runs))
+
+    # -- scopes and selectors
+    def scope_same_hardware(self) -> dict[str, Any]:
+        return {"kind": "gpu_model", "gpu_name": self.gpu_name} if self.cuda else {"kind": "cpu"}
+
+    def scope_portable(self) -> dict[str, Any]:
+        return {"kind": "any_gpu"} if self.cuda else {"kind": "cpu"}
+
+    def portable(self, claim: dict[str, Any]) -> dict[str, Any]:
+        """A claim checked on other GPUs too. Another GPU may not support every backend (the
+        harness then skips the case), so there the claim is SKIP rather than FAIL; on the
+        reference GPU the same case is still required by the same-model claims."""
+        head = {"id": claim.pop("id"), "kind": claim.pop("kind"), "scope": self.scope_portable()}
+        if self.cuda and ("cases" in claim or "case" in claim):
+            head["required"] = False
+        return {**head, **claim}
+
+    def selector(self, spec: CaseSpec, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+        if spec.config:
+            return {"case_id": spec.case_id}
+        return {f: getattr(spec, f) for f in CASE_FIELDS if f not in drop and (f not in self.defaults or f in ("backend", "seq"))}
+
+    def cases(self, spec: CaseSpec) -> list[CaseResult]:
+        return self.common[spec.case_id]
+
+    def numeric(self, claim_id: str, runs: list[tuple[float, float, float]], relative: bool, what: str) -> Optional[tuple[float, dict]]:
+        """(reference, tolerance mapping) from per-run (estimate, ci_low, ci_high), or None
+        (recorded under not_claimed) when the spread is too wide to claim anything.
+
+        tolerance = max(k * max_dev + max_ci_half, floor). Every reference run passes its own
+        file for k >= 1: its CI's far end is at most max_dev + max_ci_half from the reference.
+        """
+        ref, dev, half = _reach(runs, relative)
+        floor = self.opts.floor_rel if relative else self.opts.floor_abs
+        if relative:
+            tol = max(math.expm1(self.opts.k * dev + half), floor)
+        else:
+            tol = max(self.opts.k * dev + half, floor)
+        if relative and tol > self.opts.max_rel:
+            self.not_claimed.append({"what": claim_id, "why": f"run-to-run spread too wide to claim: tolerance would be "
+                                     f"{tol:.0%} (per run: {[_sig(e, 4) for e, _, _ in runs]})"})
+            return None
+        scale = "log" if relative else "abs"
+        derivation = {
+            "method": ("rel = max(exp(k * max_log_dev + max_log_ci_half) - 1, floor)" if relative
+                       else "abs = max(k * max_abs_dev + max_ci_half, floor)"),
+            "of": what,
+            "k": self.opts.k,
+            "floor": floor,
+            f"max_{scale}_dev": _sig(dev, 4),
+            ("max_log_ci_half" if relative else "max_ci_half"): _sig(half, 4),
+            "runs": self.n_runs,
+            "machines": self.n_machines,
+            "per_run": [_sig(e) for e, _, _ in runs],
+        }
+        # Rounded up, so rounding never makes a reference run fail its own file.
+        width = math.ceil(tol * 1000) / 1000
+        return ref, {"rule": "equivalence", "rel" if relative else "abs": width, "derivation": derivation}
+
+    # -- the claim families
+    def absolute(self) -> None:
+        for spec in self.specs:
+            cases = self.cases(spec)
+            per_run = [(c.timing.summary.median_ms, c.timing.summary.ci_low_ms, c.timing.summary.ci_high_ms) for c in cases]
+            cid = f"abs-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}")
+            got = self.numeric(cid, per_run, True, "median time per run (ms)")
+            if got is None:
+                continue
+            ref, tol = got
+            self.claims.append({"id": cid, "kind": "absolute", "scope": self.scope_same_hardware(),
+                                "case": self.selector(spec), "metric": "median_ms", "reference": _sig(ref), "tolerance": tol})
+
+    def _unique(self, spec: CaseSpec) -> bool:
+        return sum(1 for s in self.specs if s.backend == spec.backend and s.seq == spec.seq) == 1
+
+    def _by_shape(self) -> dict[str, dict[str, CaseSpec]]:
+        """Library backends of one workload at each shape (what a ranking orders)."""
+        shapes: dict[str, dict[str, CaseSpec]] = {}
+        for s in self.specs:
+            if not s.config:
+                shapes.setdefault(f"{s.workload}|{s.shape_key}", {})[s.backend] = s
+        return shapes
+
+    def _by_shape_any(self) -> dict[str, dict[str, CaseSpec]]:
+        # Keyed by shape alone, across workloads: a candidate kernel's ratio to a library backend
+        # at the same shape is the speedup claim of the artifact (issue: candidate claims).
+        shapes: dict[str, dict[str, CaseSpec]] = {}
+        for s in self.specs:
+            shapes.setdefault(s.shape_key, {}).setdefault(s.backend, s)
+        return shapes
+
+    def ratios(self) -> None:
+        from harness import stats
+
+        for key, backends in self._by_shape_any().items():
+            for num, den in self.opts.ratio_pairs:
+                if num not in backends or den not in backends:
+                    continue
+                a, b = backends[num], backends[den]
+                cis = [stats.hierarchical_ratio_ci(groups_of(x), groups_of(y), n_resamples=4000, seed=20240611)
+                       for x, y in zip(self.cases(a), self.cases(b))]
+                cid = f"ratio-{num}-{den}-s{a.seq}" + ("" if self._unique(a) else f"-{a.shape_key}")
+                got = self.numeric(cid, [(c.estimate, c.low, c.high) for c in cis], True, f"median({num}) / median({den}) per run")
+                if got is None:
+                    continue
+                ref, tol = got
+                self.claims.append({"id": cid, "kind": "ratio", "scope": self.scope_same_hardware(),
+                                    "numerator": self.selector(a), "denominator": self.selector(b),
+                                    "reference": _sig(ref), "tolerance": tol})
+
+    def rankings(self) -> None:
+        from harness import stats
+
+        gap = 1.0 / (1.0 + self.opts.ranking_min_gap)
+        for key, backends in self._by_shape().items():
+            if len(backends) < 2:
+                continue
+            ref_median = {b: statistics.median(c.timing.summary.median_ms for c in self.cases(s)) for b, s in backends.items()}
+            order = sorted(backends, key=lambda b: ref_median[b])
+            worst: dict[tuple[str, str], float] = {}
+
+            def separated(x: str, y: str) -> bool:
+                # x faster than y in every run: the CI of x/y below 1 (and below the gap)
+                if (x, y) not in worst:
+                    his = [stats.hierarchical_ratio_ci(groups_of(cx), groups_of(cy), n_resamples=4000, seed=20240611).high
+                           for cx, cy in zip(self.cases(backends[x]), self.cases(backends[y]))]
+                    worst[(x, y)] = max(his)
+                return worst[(x, y)] < min(1.0, gap)
+
+            groups = [[b] for b in order]
+            merged = True
+            while merged:
+                merged = False
+                for i in range(len(groups) - 1):
+                    if not all(separated(x, y) for x in groups[i] for y in groups[i + 1]):
+                        groups[i:i + 2] = [groups[i] + groups[i + 1]]
+                        merged = True
+                        break
+            spec = next(iter(backends.values()))
+            cid = f"rank-s{spec.seq}" + ("" if len({s.seq for s in self.specs if not s.config}) == len(self._by_shape()) else f"-{spec.shape_key}")
+            if len(groups) < 2:
+                self.not_claimed.append({"what": cid, "why": f"no backend was faster than another in every run at {spec.shape_key} "
+                                         f"(needed CI of the ratio below {min(1.0, gap):.3g})"})
+                continue
+            pairs = ", ".join(f"{x}/{y} {_sig(v, 4)}" for (x, y), v in worst.items()
+                              if any(x in groups[i] and y in groups[i + 1] for i in range(len(groups) - 1)))
+            self.claims.append({
+                "id": cid, "kind": "ranking", "scope": self.scope_same_hardware(),
+                "shape": self.selector(spec, drop=("backend",)),
+                "order": [g[0] if len(g) == 1 else g for g in groups],
+                "rule": self.opts.ranking_rule,
+                "description": "backends fastest first; a bracketed group is a tie. Each kept pair was separated in every run: "
+                               f"largest upper CI bound of time(faster)/time(slower) over the {self.n_runs} runs: {pairs}"
+                               + (f" (required below 1/(1+{self.opts.ranking_min_gap:g}))" if self.opts.ranking_min_gap else ""),
+            })
+
+    def _series(self) -> dict[tuple, list[CaseSpec]]:
+        series: dict[tuple, list[CaseSpec]] = {}
+        for s in self.specs:
+            if not s.config:
+                series.setdefault((s.workload, s.backend, s.batch, s.heads, s.head_dim, s.dtype, s.causal, s.cache, s.device), []).append(s)
+        return {k: sorted(v, key=lambda s: s.seq) for k, v in series.items() if len(v) >= 3}
+
+    def scaling(self) -> None:
+        for key, specs in self._series().items():
+            seqs = [s.seq for s in specs]
+            per_run = [scaling_exponent([groups_of(self.cases(s)[i]) for s in specs], seqs) for i in range(self.n_runs)]
+            cid = f"scaling-{specs[0].backend}" + ("" if self._unique_series(specs[0]) else f"-{specs[0].shape_key}")
+            got = self.numeric(cid, per_run, False, "exponent p of median time ~ S^p per run")
+            if got is None:
+                continue
+            ref, tol = got
+            self.claims.append({"id": cid, "kind": "scaling", "scope": self.scope_same_hardware(),
+                                "case": self.selector(specs[0], drop=("seq",)), "seqs": seqs,
+                                "reference": _sig(ref, 4), "tolerance": tol})
+
+    def _unique_series(self, spec: CaseSpec) -> bool:
+        return sum(1 for k in self._series() if k[1] == spec.backend) == 1
+
+    def _per_backend(self) -> dict[tuple, list[CaseSpec]]:
+        groups: dict[tuple, list[CaseSpec]] = {}
+        for s in self.specs:
+            groups.setdefault((s.workload, s.backend, s.config is not None), []).append(s)
+        return groups
+
+    def _multi_selector(self, specs: list[CaseSpec]) -> dict[str, Any]:
+        sel: dict[str, Any] = {}
+        for f in CASE_FIELDS:
+            vals = sorted({getattr(s, f) for s in specs}, key=lambda v: (type(v).__name__, v))
+            if f in self.defaults and f not in ("backend", "seq"):
+                continue
+            sel[f] = vals[0] if len(vals) == 1 else vals
+        return sel
+
+    def correctness(self) -> None:
+        for (_, backend, _cfg), specs in self._per_backend().items():
+            errs = [c.correctness.rel_error for s in specs for c in self.cases(s) if c.correctness is not None]
+            if len(errs) < len(specs) * self.n_runs:
+                self.not_claimed.append({"what": f"correct-{backend}", "why": "some runs have no correctness record (--no-correctness)"})
+                continue
+            worst = max(errs)
+            bound = _sig(self.opts.correctness_factor * worst, 3) if worst > 0 else 1e-12
+            self.claims.append(self.portable({
+                "id": f"correct-{backend}", "kind": "correctness",
+                "cases": self._multi_selector(specs), "max_rel_error": bound,
+                "description": f"relative error vs float64 at most {bound:.3g}: {self.opts.correctness_factor:g} x the largest "
+                               f"error seen ({worst:.3g}) over {len(specs)} case(s) x {self.n_runs} runs with fresh random inputs",
+            }))
+
+    def determinism(self) -> None:
+        for (_, backend, _cfg), specs in self._per_backend().items():
+            keep, drop = [], []
+            for s in specs:
+                reps = [c.correctness.bitwise_repeat if c.correctness else None for c in self.cases(s)]
+                (keep if all(r is True for r in reps) else drop).append(s)
+            for s in drop:
+                self.not_claimed.append({"what": f"determinism of {s.case_id}", "why": "not bitwise-identical (or not checked) in every run"})
+            if keep:
+                self.claims.append(self.portable({"id": f"determinism-{backend}", "kind": "determinism",
+                                                  "cases": self._multi_selector(keep),
+                                                  "description": f"bitwise-identical repeats in all {self.n_runs} runs"}))
+
+    def memory(self) -> None:
+        if not self.cuda:
+            self.not_claimed.append({"what": "memory", "why": "no allocator statistics on the CPU"})
+            return
+        for spec in self.specs:
+            peaks = [c.memory.peak_allocated_bytes for c in self.cases(spec) if c.memory is not None]
+            if len(peaks) < self.n_runs or any(p is None for p in peaks):
+                continue
+            bound = int(max(peaks) * (1 + self.opts.memory_margin))
+            self.claims.append({
+                "id": f"mem-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}"),
+                "kind": "memory", "scope": self.scope_same_hardware(), "case": self.selector(spec), "max_peak_bytes": bound,
+                "description": f"peak allocated at most (1 + {self.opts.memory_margin:g}) x the largest peak seen "
+                               f"({max(peaks)} bytes; per run {sorted(set(peaks))})",
+            })
+        for key, specs in self._series().items():
+            seqs = [s.seq for s in specs]
+            exps = []
+            for i in range(self.n_runs):
+                peaks = [self.cases(s)[i].memory.peak_allocated_bytes if self.cases(s)[i].memory else None for s in specs]
+                if any(p is None for p in peaks):
+                    break
+                from artifact.claims import loglog_slope
+
+                exps.append(float(loglog_slope(np.array(seqs), np.array(peaks, dtype=float))))
+            if len(exps) < self.n_runs:
+                continue
+            cid = f"memgrowth-{specs[0].backend}" + ("" if self._unique_series(specs[0]) else f"-{specs[0].shape_key}")
+            got = self.numeric(cid, [(e, e, e) for e in exps], False, "exponent p of peak allocated bytes ~ S^p per run")
+            if got is None:
+                continue
+            ref, tol = got
+            tol["rule"] = "point"  # a peak is one reading, there is no CI
+            self.claims.append(self.portable({"id": cid, "kind": "memory",
+                                              "case": self.selector(specs[0], drop=("seq",)), "seqs": seqs,
+                                              "reference": _sig(ref, 4), "tolerance": tol}))
+
+    def environment(self) -> None:
+        locks = [r.env.lock or {} for r in self.runs]
+        tf32_off = all(not l.get("matmul_allow_tf32", True) and not l.get("cudnn_allow_tf32", True) for l in locks)
+        determ = all(l.get("deterministic_algorithms") and l.get("cudnn_deterministic") for l in locks)
+        require: dict[str, Any] = {}
+        if tf32_off:
+            require["tf32_off"] = True
+        if determ:
+            require["deterministic"] = True
+        if require:
+            self.claims.append({"id": "env-numerics", "kind": "environment", "scope": self.scope_portable(), "require": require,
+                                "description": "the numerics lock of every reference run: TF32 off, deterministic algorithms on"})
+        else:
+            self.not_claimed.append({"what": "env-numerics", "why": "the reference runs did not all have TF32 off and determinism on"})
+        if self.cuda:
+            drivers = [r.env.nvidia_driver_version for r in self.runs]
+            if all(drivers):
+                lowest = min(drivers, key=lambda v: tuple(int(p) for p in v.split(".") if p.isdigit()))  # type: ignore[union-attr]
+                self.claims.append({"id": "env-driver", "kind": "environment", "scope": self.scope_portable(),
+                                    "require": {"min_nvidia_driver": lowest},
+                                    "description": "the lowest NVIDIA driver among the reference runs; not validated below it"})
+
+    # -- the file
+    def hardware(self) -> dict[str, Any]:
+        env = self.runs[0].env
+        hw: dict[str, Any] = {"device": env.device}
+        if self.cuda and env.gpu:
+            hw["gpu_name"] = self.gpu_name
+            hw["compute_capability"] = env.gpu.compute_capability
+            drivers = sorted({r.env.nvidia_driver_version for r in self.runs if r.env.nvidia_driver_version})
+            hw["nvidia_driver_version"] = ", ".join(drivers) if drivers else None
+        cpus = sorted({str((r.env.host or {}).get("cpu_model")) for r in self.runs})
+        hw["cpu_model"] = ", ".join(cpus)
+        if self.opts.peaks:
+            hw["peaks"] = [{k: v for k, v in vars(p).items() if v is not None} for p in self.opts.peaks]
+        return hw
+
+    def document(self, folders: list[Path]) -> dict[str, Any]:
+        env = self.runs[0].env
+        return {
+            "schema_version": REFERENCE_SCHEMA_VERSION,
+            "kind": "reference",
+            "name": self.opts.name,
+            "description": self.opts.description or f"derived from {self.n_runs} runs on {self.n_machines} machine(s)",
+            "hardware": self.hardware(),
+            "environment": {
+                "software": dict(env.software),
+                "cuda_runtime_version": env.cuda_runtime_version,
+                "cuda_driver_version": env.cuda_driver_version,
+                "torch_cuda_build": env.torch_cuda_build,
+                "cudnn_version": env.cudnn_version,
+                "in_container": env.in_container,
+            },
+            "derived_from": {
+                "tool": f"artifact derive-reference {__version__}",
+                "created_at": storage.utc_now(),
+                "rule": ("relative: max(exp(k * max_log_dev + max_log_ci_half) - 1, floor); exponents: max(k * max_abs_dev + "
+                         "max_ci_half, floor); dev = a run's estimate against the median of the runs, ci_half = the far side of "
+                         "a run's CI from its estimate"),
+                "k": self.opts.k, "floor_rel": self.opts.floor_rel, "floor_abs": self.opts.floor_abs,
+                "runs": [
+                    {"folder": str(f), "created_at": r.env.created_at, "machine": _machine_id(r),
+                     "nvidia_driver_version": r.env.nvidia_driver_version, "harness_version": r.env.harness_version,
+                     "cases": len(r.cases)}
+                    for f, r in zip(folders, self.runs)
+                ],
+                "machines": self.n_machines,
+            },
+            "defaults": dict(self.defaults),
+            "claims": self.claims,
+            "not_claimed": self.not_claimed,
+        }
+
+
+def derive(folders: list[Path], opts: DeriveOptions) -> dict[str, Any]:
+    """The reference document (a mapping ready for YAML) derived from the runs in `folders`."""
+    runs = read_runs(folders, opts)
+    b = _Builder(runs, opts)
+    if opts.peaks and opts.peaks_gpu is not None and opts.peaks_gpu != b.gpu_name:
+        raise ArtifactError(f"the peaks given were measured on {opts.peaks_gpu}, but the runs are on {b.gpu_name or 'the CPU'}; "
+                            "give --peaks-from a file for this hardware")
+    if opts.portable_only:
+        b.not_claimed.append({"what": "absolute, ratio, scaling and memory claims",
+                              "why": "a portable-only reference (--portable-only): times and peaks depend on the machine"})
+    else:
+        b.absolute()
+        b.ratios()
+        b.scaling()
+        b.memory()
+    b.rankings()
+    b.correctness()
+    b.determinism()
+    b.environment()
+    if not b.claims:
+        first = b.not_claimed[0] if b.not_claimed else {"what": "-", "why": "no cases"}
+        raise ArtifactError(f"no claim could be derived from these runs ({len(b.not_claimed)} left out; first: "
+                            f"{first['what']}: {first['why']})")
+    return b.document(folders)
+
+
+def peaks_from(path: Path) -> tuple[Optional[str], list[Peak]]:
+    """(GPU model, measured peaks) from the hardware section of a reference or peaks file."""
+    root, _ = load_yaml(path)
+    hw = root.get("hardware")
+    parsed = parse_hardware(hw)
+    return parsed.gpu_name, parsed.peaks
+
+
+_HEADER = """\
+# Reference tolerance file, generated by `artifact derive-reference` from the runs listed under
+# derived_from. Regenerate it rather than editing numbers by hand; each tolerance records how it
+# was derived. hardware.peaks are measured figures carried over from the previous file.
+"""
+
+
+def write_reference(doc: dict[str, Any], out: Path) -> None:
+    """Validate the document by reading it back as a reference, then write it atomically."""
+    text = _HEADER + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
+    tmp = out.with_name(f".{out.name}.check")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        load_reference(tmp)  # the derive tool never writes a file that check would refuse
+    finally:
+        tmp.unlink(missing_ok=True)
+    storage.atomic_write_text(out, text)

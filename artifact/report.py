@@ -1,0 +1,359 @@
+"""`artifact report`: report.md and SVG plots from one results folder (torch-free).
+
+Every number in the report is read from the folder's records (env.json, cases/*.json), from the
+verdict, or from the reference file (measured peaks); the text around them is fixed wording. The
+same holds for the expected-results tables of ARTIFACT.md, generated from the reference files by
+`expected_results_markdown` (see `artifact expected-results`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from artifact import plots
+from artifact.claims import FAIL, PASS, SKIP, ResultSet, groups_of
+from artifact.errors import ArtifactError
+from artifact.reference import Peak, Reference
+from artifact.verdict import Verdict, hardware_of, to_markdown
+from harness import storage
+from harness.records import CaseResult, CaseSpec
+
+REPORT_MD = "report.md"
+
+
+def _n(x: Optional[float], digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def _family(spec: CaseSpec) -> tuple:
+    """Cases that differ only in backend and S: one plot, one table block."""
+    return (spec.workload, spec.batch, spec.heads, spec.head_dim, spec.dtype, spec.causal, spec.cache, spec.device)
+
+
+def _family_name(key: tuple) -> str:
+    workload, b, h, d, dtype, causal, cache, device = key
+    return f"{workload} B={b} H={h} D={d} {dtype}{' causal' if causal else ''} {cache} L2, {device}"
+
+
+def _family_slug(key: tuple) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", _family_name(key).lower()).strip("-")
+
+
+@dataclass
+class Peaks:
+    tflops: Optional[Peak]
+    gbps: Optional[Peak]
+    why_missing: str = ""
+
+
+def peaks_for(results: ResultSet, reference: Optional[Reference], dtype: str) -> Peaks:
+    """The reference's measured peaks, only when the results ran on the reference's hardware."""
+    if reference is None:
+        return Peaks(None, None, "no reference file given (--reference) to take measured peaks from")
+    if not reference.hardware.matches(results.env):
+        return Peaks(None, None, f"the reference's peaks were measured on {reference.hardware.describe()}, not on {hardware_of(results)}")
+    t, g = reference.hardware.peak("tflops", dtype), reference.hardware.peak("gbps")
+    why = "" if t and g else f"the reference lists no measured {'TFLOP/s' if not t else 'GB/s'} peak for {dtype}"
+    return Peaks(t, g, why)
+
+
+# --------------------------------------------------------------------------- sections
+def _results_table(cases: list[CaseResult], peaks: Peaks) -> list[str]:
+    lines = [
+        "| backend | S | median ms | 95% CI ms | ±% | samples x reps | converged | TFLOP/s | % of peak TFLOP/s | GB/s | % of peak GB/s | rel. error | bitwise repeat | peak alloc MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cases:
+        if c.status != "ok" or c.timing is None:
+            lines.append(f"| {c.case.backend} | {c.case.seq} | {c.status}: {c.reason or ''} |" + " |" * 11)
+            continue
+        s = c.timing.summary
+        tp = c.throughput
+        pt = f"{100 * tp.tflops / peaks.tflops.value:.1f}%" if tp and peaks.tflops else "-"
+        pg = f"{100 * tp.gbps / peaks.gbps.value:.1f}%" if tp and peaks.gbps else "-"
+        mem = c.memory.peak_allocated_bytes if c.memory else None
+        corr = c.correctness
+        lines.append(
+            f"| {c.case.backend} | {c.case.seq} | {_n(s.median_ms)} | [{_n(s.ci_low_ms)}, {_n(s.ci_high_ms)}] | "
+            f"{100 * s.rel_halfwidth:.2f} | {s.n_samples} x {s.n_repetitions} | {'yes' if s.converged else 'no'} | "
+            f"{_n(tp.tflops) if tp else '-'} | {pt} | {_n(tp.gbps) if tp else '-'} | {pg} | "
+            f"{_n(corr.rel_error, 2) if corr else '-'} | {('yes' if corr.bitwise_repeat else 'no') if corr else '-'} | "
+            f"{_n(mem / 2**20) if mem is not None else '-'} |"
+        )
+    return lines
+
+
+def _ratios_table(cases: list[CaseResult]) -> tuple[list[str], dict[int, tuple]]:
+    """Each backend against the fastest one at the same S (the only comparison called a ratio
+    here: same shape, different backend). Returns the lines and, per S, (fastest, runner-up, CI)."""
+    from harness import stats
+
+    by_seq: dict[int, list[CaseResult]] = defaultdict(list)
+    for c in cases:
+        if c.status == "ok" and c.timing is not None:
+            by_seq[c.case.seq].append(c)
+    lines = ["| S | fastest | backend | time / fastest's time | 95% CI |", "|---|---|---|---|---|"]
+    best: dict[int, tuple] = {}
+    for seq in sorted(by_seq):
+        ranked = sorted(by_seq[seq], key=lambda c: c.timing.summary.median_ms)
+        fastest = ranked[0]
+        for other in ranked[1:]:
+            ci = stats.hierarchical_ratio_ci(groups_of(other), groups_of(fastest), n_resamples=4000, seed=20240611)
+            lines.append(f"| {seq} | {fastest.case.backend} | {other.case.backend} | {_n(ci.estimate)} | [{_n(ci.low)}, {_n(ci.high)}] |")
+            if other is ranked[1]:
+                best[seq] = (fastest, other, ci)
+        if len(ranked) == 1:
+            best[seq] = (fastest, None, None)
+    return (lines if len(lines) > 2 else []), best
+
+
+def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> list[tuple[str, str]]:
+    ok = [c for c in cases if c.status == "ok" and c.timing is not None]
+    if not ok:
+        return []
+    slug = _family_slug(key)
+    made = []
+    by_backend: dict[str, list[CaseResult]] = defaultdict(list)
+    for c in ok:
+        by_backend[c.case.backend].append(c)
+    series = []
+    for backend, cs in by_backend.items():
+        cs.sort(key=lambda c: c.case.seq)
+        series.append(plots.Series(backend, [float(c.case.seq) for c in cs], [c.timing.summary.median_ms for c in cs],
+                                   [c.timing.summary.ci_low_ms for c in cs], [c.timing.summary.ci_high_ms for c in cs]))
+    name = f"time-vs-seq-{slug}.svg"
+    storage.atomic_write_text(out_dir / name, plots.line_chart(
+        series, title=f"Median time vs S ({_family_name(key)})", x_label="sequence length S", y_label="median time per call (ms), 95% CI"))
+    made.append((name, "Median time per call against S, per backend, with 95% CI bars (log-log)."))
+    seqs = sorted({c.case.seq for c in ok})
+    bars = []
+    for backend, cs in by_backend.items():
+        at = {c.case.seq: c.throughput.tflops if c.throughput else None for c in cs}
+        bars.append((backend, [at.get(s) for s in seqs]))
+    ref = (peaks.tflops.value, f"measured peak {_n(peaks.tflops.value)}") if peaks.tflops else None
+    name = f"tflops-vs-peak-{slug}.svg"
+    storage.atomic_write_text(out_dir / name, plots.bar_chart(
+        [str(s) for s in seqs], bars, title=f"Achieved TFLOP/s ({_family_name(key)})", x_label="sequence length S",
+        y_label="TFLOP/s", reference=ref))
+    made.append((name, "Achieved TFLOP/s per backend and S" + (f"; dashed: the measured peak ({peaks.tflops.source})." if peaks.tflops
+                                                               else f"; no peak line: {peaks.why_missing}.")))
+    return made
+
+
+def _environment(results: ResultSet) -> list[str]:
+    env = results.env
+    sw = env.software or {}
+    host = env.host or {}
+    rows = [
+        ("device", env.device),
+        ("GPU", f"{env.gpu.name} (compute capability {env.gpu.compute_capability}, {env.gpu.sm_count} SMs, "
+                f"{_n((env.gpu.memory_bytes or 0) / 2**30)} GiB)" if env.gpu else "-"),
+        ("NVIDIA driver", env.nvidia_driver_version or f"- ({env.unavailable.get('nvidia_driver_version', 'not recorded')})"),
+        ("CUDA version the driver supports", env.cuda_driver_version or "-"),
+        ("CUDA runtime loaded", env.cuda_runtime_version or "-"),
+        ("CUDA torch was built with", env.torch_cuda_build or "-"),
+        ("cuDNN", env.cudnn_version or "-"),
+        ("software", ", ".join(f"{k} {v}" for k, v in sw.items() if v)),
+        ("CPU", str(host.get("cpu_model") or "-") + (f" ({host['cpu_count']} logical CPUs)" if host.get("cpu_count") else "")),
+        ("OS", str(host.get("os") or "-")),
+        ("in a container", {True: "yes", False: "no", None: "unknown"}[env.in_container]),
+        ("numerics lock", ", ".join(f"{k}={v}" for k, v in (env.lock or {}).items())),
+        ("lock failures", "; ".join(f"{k}: {v}" for k, v in (env.lock_failures or {}).items()) or "none"),
+    ]
+    for label, state in (("GPU state before", env.gpu_state_before), ("GPU state after", env.gpu_state_after)):
+        if state is not None:
+            rows.append((label, f"SM {state.sm_clock_mhz}/{state.sm_clock_max_mhz} MHz, memory {state.mem_clock_mhz}/"
+                                f"{state.mem_clock_max_mhz} MHz, {state.temperature_c} C, {state.power_draw_w}/{state.power_limit_w} W, "
+                                f"persistence {state.persistence_mode}, ECC {state.ecc_enabled}, MIG {state.mig_enabled}, "
+                                f"throttle: {', '.join(state.throttle_reasons) or 'none'}"))
+    return ["| item | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+
+
+def _container_item(results: ResultSet) -> tuple[bool, str]:
+    run = results.run or {}
+    image = run.get("image") or {}
+    if run.get("runtime") == "docker" and image.get("id"):
+        return True, f"ran in the pinned image {image.get('ref', '')} ({str(image['id'])[:19]}), per run.json"
+    if run:
+        return False, f"ran with runtime {run.get('runtime')} ({run.get('runtime_reason', 'no reason recorded')}), per run.json"
+    inside = {True: "in a container", False: "not in a container", None: "unknown whether in a container"}[results.env.in_container]
+    return False, f"no run.json (not launched by `artifact run`): the pinned image is not recorded; env.json says {inside}"
+
+
+def _checklist(results: ResultSet, manifest_note: str, verdict: Optional[Verdict]) -> list[str]:
+    env = results.env
+    ok = [c for c in results.cases if c.status == "ok" and c.timing is not None]
+    lock = env.lock or {}
+    throttled = sorted({r for c in ok for r in c.timing.throttle_reasons})
+    items = [
+        (True, f"results hash-checked: {manifest_note}"),
+        (lock.get("matmul_allow_tf32") is False and lock.get("cudnn_allow_tf32") is False, "TF32 off for matmul and cuDNN"),
+        (bool(lock.get("deterministic_algorithms")), "deterministic algorithms on"),
+        (not env.lock_failures, "every lock setting applied" + (f" (failed: {', '.join(env.lock_failures)})" if env.lock_failures else "")),
+        (all(c.timing.summary.converged for c in ok), f"{sum(c.timing.summary.converged for c in ok)} of {len(ok)} cases met their precision target"),
+        (not throttled, "no clock throttling recorded" + (f" (seen: {', '.join(throttled)})" if throttled else "")),
+        (all(c.correctness is not None and c.correctness.passed for c in ok),
+         f"{sum(bool(c.correctness and c.correctness.passed) for c in ok)} of {len(ok)} cases within their correctness tolerance"),
+        (all(c.correctness is not None and c.correctness.bitwise_repeat for c in ok),
+         f"{sum(bool(c.correctness and c.correctness.bitwise_repeat) for c in ok)} of {len(ok)} cases bitwise-identical on repeat"),
+        _container_item(results),
+        (env.device == "cpu" or bool(env.nvidia_driver_version), "NVIDIA driver version recorded" if env.device == "cuda" else "CPU run: no driver needed"),
+        (not [c for c in results.cases if c.status == "failed"], f"{sum(c.status == 'failed' for c in results.cases)} case(s) failed"),
+    ]
+    if verdict is not None:
+        items.append((verdict.status == PASS, f"verdict {verdict.status} against {verdict.reference_name} "
+                                              f"({verdict.counts[PASS]} PASS, {verdict.counts[FAIL]} FAIL, {verdict.counts[SKIP]} SKIP)"))
+    else:
+        items.append((False, "no verdict: run `artifact check` (or pass --reference)"))
+    return [f"- [{'x' if good else ' '}] {text}" for good, text in items]
+
+
+def _paragraph(results: ResultSet, families: dict[tuple, list[CaseResult]], best: dict[tuple, dict[int, tuple]],
+               peaks_by_family: dict[tuple, Peaks], verdict: Optional[Verdict]) -> list[str]:
+    env = results.env
+    sw = env.software or {}
+    if env.device == "cuda" and env.gpu:
+        where = (f"On an {env.gpu.name} (NVIDIA driver {env.nvidia_driver_version or 'not recorded'}, CUDA runtime "
+                 f"{env.cuda_runtime_version or 'not recorded'}, PyTorch {sw.get('torch', 'unknown')})")
+    else:
+        where = f"On a CPU ({(env.host or {}).get('cpu_model')}; PyTorch {sw.get('torch', 'unknown')})"
+    sentences = []
+    for key, cases in families.items():
+        ok = [c for c in cases if c.status == "ok" and c.timing is not None]
+        if not ok:
+            continue
+        t = ok[0].timing
+        method = f"{t.method} timing, {ok[0].timing.summary.ci_method} 95% CIs of the median"
+        parts = []
+        for seq, (fastest, second, ci) in sorted(best[key].items()):
+            s = fastest.timing.summary
+            text = (f"at S={seq} the fastest backend was {fastest.case.backend} with a median of {_n(s.median_ms)} ms "
+                    f"(95% CI {_n(s.ci_low_ms)}-{_n(s.ci_high_ms)} ms, {s.n_samples} samples in {s.n_repetitions} repetition(s))")
+            if second is not None:
+                text += (f"; the next fastest, {second.case.backend}, took {_n(ci.estimate)}x as long "
+                         f"(95% CI of the ratio of medians {_n(ci.low)}-{_n(ci.high)})")
+            if fastest.throughput is not None:
+                text += f"; it reached {_n(fastest.throughput.tflops, 3)} TFLOP/s"
+                pk = peaks_by_family[key].tflops
+                if pk is not None:
+                    text += f", {100 * fastest.throughput.tflops / pk.value:.1f}% of the measured {_n(pk.value)} {pk.unit} peak"
+            parts.append(text)
+        sentences.append(f"For {_family_name(key)} ({method}), " + "; ".join(parts) + ".")
+    tail = ""
+    if verdict is not None:
+        applicable = verdict.counts[PASS] + verdict.counts[FAIL]
+        tail = (f" Against the reference {verdict.reference_name}, {verdict.counts[PASS]} of {applicable} applicable claims "
+                f"passed ({verdict.counts[SKIP]} out of scope or optional).")
+    return [where + ": " + " ".join(sentences) + tail]
+
+
+# --------------------------------------------------------------------------- the report
+def build_report(results: ResultSet, manifest_note: str, reference: Optional[Reference], verdict: Optional[Verdict],
+                 out_dir: Path) -> str:
+    """report.md's text; the SVG plots are written into out_dir as a side effect."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    families: dict[tuple, list[CaseResult]] = defaultdict(list)
+    for c in sorted(results.cases, key=lambda c: (c.case.backend, c.case.seq)):
+        families[_family(c.case)].append(c)
+    lines = [
+        f"# Benchmark report: {hardware_of(results)}",
+        "",
+        f"Results folder `{results.folder}` ({manifest_note}); environment recorded {results.env.created_at}; "
+        f"harness {results.env.harness_version}.",
+        "",
+    ]
+    if verdict is not None:
+        lines += [to_markdown(verdict).replace("## Verdict", "## Verdict against the reference", 1), ""]
+    best: dict[tuple, dict[int, tuple]] = {}
+    peaks_by_family: dict[tuple, Peaks] = {}
+    for key, cases in families.items():
+        peaks = peaks_for(results, reference, key[4])
+        peaks_by_family[key] = peaks
+        lines += [f"## {_family_name(key)}", ""]
+        lines += _results_table(cases, peaks)
+        notes = []
+        if peaks.tflops:
+            notes.append(f"Peak TFLOP/s: {_n(peaks.tflops.value)} {peaks.tflops.unit}, measured ({peaks.tflops.source}).")
+        if peaks.gbps:
+            notes.append(f"Peak GB/s: {_n(peaks.gbps.value)} {peaks.gbps.unit}, measured ({peaks.gbps.source}).")
+        if peaks.why_missing:
+            notes.append(f"Share of peak not shown: {peaks.why_missing}.")
+        lines += ["", *notes, ""]
+        ratio_lines, best[key] = _ratios_table(cases)
+        if ratio_lines:
+            lines += ["Time of each backend over the fastest one's at the same S (ratio of medians, bootstrap CI):", "", *ratio_lines, ""]
+        for name, caption in _plots(key, cases, peaks, out_dir):
+            lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+    lines += ["## Environment", "", *_environment(results), ""]
+    lines += ["## Reproducibility checklist", "", *_checklist(results, manifest_note, verdict), ""]
+    lines += ["## Publication paragraph", "", "Written from the measured values above only:", "",
+              *_paragraph(results, families, best, peaks_by_family, verdict), ""]
+    return "\n".join(lines)
+
+
+def write_report(results: ResultSet, manifest_note: str, reference: Optional[Reference], verdict: Optional[Verdict],
+                 out_dir: Path) -> Path:
+    text = build_report(results, manifest_note, reference, verdict, out_dir)
+    storage.atomic_write_text(out_dir / REPORT_MD, text)
+    return out_dir / REPORT_MD
+
+
+# --------------------------------------------------------------------------- ARTIFACT.md's expected results
+_HOW = {
+    "correctness": "largest error <= the bound",
+    "determinism": "every repeat bitwise-identical",
+    "memory": "peak <= the bound",
+    "environment": "as read back in env.json",
+}
+
+
+def expected_results_markdown(reference: Reference) -> str:
+    """The table of what a rerun must show, generated from a reference file."""
+    lines = [
+        f"Reference `{Path(reference.path).name}` ({reference.name}): measured on {reference.hardware.describe()}. "
+        f"{reference.description}".rstrip(),
+        "",
+        "| claim | kind | scope | expected | how it passes |",
+        "|---|---|---|---|---|",
+    ]
+    for c in reference.claims:
+        tol = getattr(c, "tolerance", None)
+        how = tol.describe() if tol is not None else _HOW.get(c.kind, "")
+        if c.kind == "ranking":
+            how = ("the 95% CI of each adjacent ratio of medians below 1" if c.rule == "significant"
+                   else "each adjacent ratio of medians below 1 (point estimates)")
+        if tol is not None and isinstance(tol.derivation, dict) and "runs" in tol.derivation:
+            d = tol.derivation
+            how += f"; from {d['runs']} runs on {d.get('machines', '?')} machine(s), k={d.get('k')}, floor {d.get('floor')}"
+        lines.append(f"| {c.id} | {c.kind} | {c.scope.describe()} | {c.summary().replace('|', '/')} | {how} |")
+    for p in reference.hardware.peaks:
+        lines.append(f"\nMeasured peak: {p.value:g} {p.unit}{f' ({p.dtype})' if p.dtype else ''}, {p.source}.")
+    return "\n".join(lines) + "\n"
+
+
+_BLOCK = re.compile(r"(<!-- BEGIN expected-results: (?P<file>[^ ]+) -->\n)(?P<body>.*?)(<!-- END expected-results -->)", re.S)
+
+
+def update_document(doc: Path, repo_root: Path) -> tuple[str, list[str]]:
+    """Regenerate every expected-results block of `doc` from the reference file its marker names.
+    Returns the new text and the reference files used."""
+    from artifact.reference import load_reference
+
+    text = doc.read_text(encoding="utf-8")
+    used: list[str] = []
+
+    def fill(m: re.Match) -> str:
+        path = repo_root / m["file"]
+        used.append(m["file"])
+        return m.group(1) + expected_results_markdown(load_reference(path)) + m.group(4)
+
+    new = _BLOCK.sub(fill, text)
+    if not used:
+        raise ArtifactError(f"{doc}: no '<!-- BEGIN expected-results: FILE -->' block to fill")
+    return new, used

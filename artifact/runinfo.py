@@ -1,0 +1,94 @@
+"""run.json: how a results folder was produced, written by the host after every launch.
+
+The harness writes what it measured (env.json, cases/, manifest.json); run.json adds what only
+the host knows: the launcher and its arguments, which runtime ran and why, the image and its
+base, the engine, the source commit, and every attempt (a resumed run has several). The manifest
+is rewritten after run.json so that it is hashed with the rest.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from artifact.docker_engine import EngineInfo
+from artifact.errors import ArtifactError
+from artifact.gitinfo import GitInfo
+from artifact.image import ImageInfo
+from harness.errors import RecordError
+from harness.records import SCHEMA_VERSION, load_record
+from harness.storage import write_manifest, write_record
+
+RUN_FILE = "run.json"
+KIND_RUN = "run"
+
+STATUSES = ("completed", "interrupted", "timeout", "failed")
+
+
+@dataclass
+class Attempt:
+    """One launch into the folder: the first run, then each --resume."""
+
+    started_at: str
+    finished_at: str
+    wall_s: float
+    exit_code: Optional[int]  # the harness's exit code; None if it never reported one
+    status: str  # completed | interrupted | timeout | failed
+    runtime: str  # docker | native
+    container_id: Optional[str] = None
+    resumed: bool = False
+    first_result_s: Optional[float] = None  # launch to the first case file written
+    error: Optional[str] = None  # the launcher's one-line error when it could not run or follow it
+    notes: list[str] = field(default_factory=list)  # deviations from the plan, e.g. a ulimit the engine refused
+
+
+@dataclass
+class RunInfo:
+    launcher_version: str
+    argv: list[str]  # the launcher's command line as typed
+    options: dict[str, Any]  # the resolved options (runtime, profile, gpus, image, timeout, ...)
+    runtime: str  # docker | native
+    runtime_reason: str  # why this runtime (auto's decision, or "requested")
+    harness_command: list[str]  # what ran in the container or subprocess
+    image: Optional[ImageInfo]  # None for native runs
+    engine: Optional[EngineInfo]  # None when Docker was not used
+    git: GitInfo
+    host: dict[str, Any]  # python, platform of the launching host
+    started_at: str  # of the first attempt
+    finished_at: str  # of the last attempt
+    exit_code: Optional[int]  # of the last attempt
+    status: str  # of the last attempt
+    attempts: list[Attempt] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+    kind: str = KIND_RUN
+
+
+def host_facts() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+
+
+def load_run_info(out: Path | str) -> Optional[RunInfo]:
+    """The folder's run.json, None if it has none; a damaged one is an error naming the file."""
+    path = Path(out) / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        return load_record(path, RunInfo)
+    except RecordError as exc:
+        raise ArtifactError(f"{exc}; move the folder aside and start a new --out") from None
+
+
+def write_run_info(out: Path | str, info: RunInfo) -> Path:
+    """Write run.json atomically, then re-hash the folder so the manifest covers it."""
+    path = Path(out) / RUN_FILE
+    write_record(path, info)
+    write_manifest(out)
+    return path

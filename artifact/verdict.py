@@ -1,0 +1,248 @@
+"""The verdict of a results folder against a reference: verdict.json, verdict.md, the console
+table, the GitHub job summary, and the exit code (torch-free).
+
+Exit codes are a contract:
+    0  every applicable claim passed (and at least one applied)
+    1  at least one claim failed (a required case that was not produced is a failure)
+    2  the inputs are unusable: a tampered or truncated result, a bad reference file, or a
+       reference none of whose claims applies to these results (all SKIP: wrong reference)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from artifact import __version__
+from artifact.claims import FAIL, PASS, SKIP, ClaimVerdict, ResultSet
+from artifact.errors import ArtifactError
+from artifact.reference import Reference
+from harness import storage
+from harness.records import load_json
+
+VERDICT_SCHEMA_VERSION = 1
+KIND_VERDICT = "verdict"
+VERDICT_JSON = "verdict.json"
+VERDICT_MD = "verdict.md"
+RUN_FILE = "run.json"
+
+EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
+NOT_APPLICABLE = "NOT_APPLICABLE"
+
+
+@dataclass
+class Verdict:
+    status: str  # PASS | FAIL | NOT_APPLICABLE
+    exit_code: int
+    counts: dict[str, int]
+    claims: list[ClaimVerdict]
+    results_dir: str
+    hardware: str  # what the results ran on, from env.json
+    reference_file: str
+    reference_name: str
+    reference_sha256: str
+    reference_hardware: str
+    manifest: str  # what the hash check found
+    created_at: str
+    tool_version: str = __version__
+    schema_version: int = VERDICT_SCHEMA_VERSION
+    kind: str = KIND_VERDICT
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- reading a results folder
+def load_results(folder: Path | str) -> tuple[ResultSet, str]:
+    """Hash-check a results folder and read it. Any problem is an ArtifactError (exit 2): a
+    tampered, truncated, missing or unlisted result must never reach a judge."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: results folder not found; give the --out folder of a harness run")
+    if not (folder / storage.MANIFEST_FILE).is_file():
+        raise ArtifactError(f"{folder / storage.MANIFEST_FILE}: missing; the run did not finish or this is not a results folder (re-run it)")
+    problems = storage.verify_manifest(folder)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ArtifactError(f"{folder}: manifest check failed: {problems[0]}{more}; re-run the benchmark, do not edit results")
+    manifest = load_json(folder / storage.MANIFEST_FILE)
+    listed = set(manifest.get("files", {}))
+    # verify_manifest checks the files it lists; a file added afterwards is not listed and must
+    # not be judged either.
+    for p in sorted((folder / storage.CASES_DIR).glob("*.json")) + [folder / storage.ENV_FILE, folder / RUN_FILE]:
+        rel = p.relative_to(folder).as_posix()
+        if p.is_file() and rel not in listed:
+            raise ArtifactError(f"{p}: not listed in manifest.json (added after the run?); remove it or re-run the benchmark")
+    env = storage.load_env(folder)
+    cases = storage.load_cases(folder)
+    if not cases:
+        raise ArtifactError(f"{folder / storage.CASES_DIR}: no case results; the run produced nothing to check")
+    run = None
+    if (folder / RUN_FILE).is_file():
+        data = load_json(folder / RUN_FILE)
+        run = data if isinstance(data, dict) else None
+    return ResultSet(folder=str(folder), env=env, cases=cases, run=run), f"{len(listed)} files match manifest.json"
+
+
+def hardware_of(results: ResultSet) -> str:
+    env = results.env
+    if env.device == "cuda" and env.gpu is not None:
+        cc = f" (compute capability {env.gpu.compute_capability})" if env.gpu.compute_capability else ""
+        return f"{env.gpu.name}{cc}"
+    cpu = (env.host or {}).get("cpu_model")
+    return f"CPU ({cpu})" if cpu else "CPU"
+
+
+# --------------------------------------------------------------------------- judging
+def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> Verdict:
+    verdicts = [claim.judge(results) for claim in reference.claims]
+    counts = {s: sum(v.status == s for v in verdicts) for s in (PASS, FAIL, SKIP)}
+    notes = []
+    if counts[FAIL]:
+        status, code = FAIL, EXIT_FAIL
+    elif counts[PASS]:
+        status, code = PASS, EXIT_PASS
+    else:
+        status, code = NOT_APPLICABLE, EXIT_UNUSABLE
+        notes.append(
+            f"no claim of {reference.name} applies to results from {hardware_of(results)}; "
+            f"the reference was measured on {reference.hardware.describe()}: check against a reference for this hardware"
+        )
+    return Verdict(
+        status=status, exit_code=code, counts=counts, claims=verdicts, results_dir=results.folder,
+        hardware=hardware_of(results), reference_file=reference.path, reference_name=reference.name,
+        reference_sha256=reference.sha256, reference_hardware=reference.hardware.describe(),
+        manifest=manifest_note, created_at=storage.utc_now(), notes=notes,
+    )
+
+
+def check(results_dir: Path | str, reference: Reference) -> Verdict:
+    results, note = load_results(results_dir)
+    return judge_all(results, reference, note)
+
+
+def load_verdict(path: Path | str) -> Verdict:
+    data = load_json(path)
+    if not isinstance(data, dict) or data.get("kind") != KIND_VERDICT:
+        raise ArtifactError(f"{path}: not a verdict file (kind is not {KIND_VERDICT!r}); run artifact check again")
+    try:
+        claims = [ClaimVerdict(**c) for c in data.pop("claims")]
+        return Verdict(claims=claims, **data)
+    except (TypeError, KeyError) as exc:
+        raise ArtifactError(f"{path}: unreadable verdict ({exc}); run artifact check again") from None
+
+
+# --------------------------------------------------------------------------- output
+def to_json(verdict: Verdict) -> str:
+    return json.dumps(asdict(verdict), indent=2, allow_nan=False, default=_no_inf) + "\n"
+
+
+def _no_inf(obj: Any) -> Any:
+    raise TypeError(f"cannot serialise {obj!r}")
+
+
+def _safe(v: ClaimVerdict) -> ClaimVerdict:
+    # JSON has no infinity; a tolerance that could not be measured is reported as None.
+    if v.tolerance_used is not None and v.tolerance_used == float("inf"):
+        v.tolerance_used = None
+    return v
+
+
+def _num(x: Optional[float]) -> str:
+    if x is None:
+        return ""
+    return f"{x:.4g}"
+
+
+def measured_text(v: ClaimVerdict) -> str:
+    if v.measured is None:
+        return ""
+    ci = f" [{_num(v.ci_low)}, {_num(v.ci_high)}]" if v.ci_low is not None else ""
+    return f"{_num(v.measured)}{ci} {v.unit}".strip()
+
+
+def reference_text(v: ClaimVerdict) -> str:
+    if v.reference is None:
+        return ""
+    band = ""
+    if v.band_low is not None and v.band_high is not None:
+        band = f" (band {_num(v.band_low)}..{_num(v.band_high)})"
+    return f"{_num(v.reference)}{band}"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(verdict: Verdict) -> str:
+    c = verdict.counts
+    lines = [
+        f"## Verdict: {verdict.status}",
+        "",
+        f"- Results: `{verdict.results_dir}` on {verdict.hardware} ({verdict.manifest})",
+        f"- Reference: `{verdict.reference_file}` ({verdict.reference_name}, measured on {verdict.reference_hardware}), "
+        f"sha256 `{verdict.reference_sha256[:12]}`",
+        f"- Claims: {c[PASS]} PASS, {c[FAIL]} FAIL, {c[SKIP]} SKIP; exit code {verdict.exit_code}",
+    ]
+    lines += [f"- Note: {n}" for n in verdict.notes]
+    lines += [
+        "",
+        "| claim | kind | status | measured [95% CI] | reference (band) | tolerance | rule | used | why |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdict.claims:
+        used = f"{v.tolerance_used:.0%}" if v.tolerance_used is not None else ""
+        lines.append(
+            f"| {v.claim_id} | {v.kind} | **{v.status}** | {_md_escape(measured_text(v))} | {_md_escape(reference_text(v))} | "
+            f"{_md_escape(v.tolerance or '')} | {v.rule or ''} | {used} | {_md_escape(v.why)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(verdict: Verdict, out_dir: Path | str) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    verdict.claims = [_safe(v) for v in verdict.claims]
+    storage.atomic_write_text(out / VERDICT_JSON, to_json(verdict))
+    storage.atomic_write_text(out / VERDICT_MD, to_markdown(verdict))
+    return out / VERDICT_JSON, out / VERDICT_MD
+
+
+def append_step_summary(verdict: Verdict) -> Optional[Path]:
+    """Append the verdict table to $GITHUB_STEP_SUMMARY when GitHub Actions sets it."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    try:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(to_markdown(verdict) + "\n")
+    except OSError as exc:
+        raise ArtifactError(f"$GITHUB_STEP_SUMMARY={target}: cannot append ({exc.strerror})") from None
+    return Path(target)
+
+
+_STYLE = {PASS: "bold green", FAIL: "bold red", SKIP: "yellow"}
+
+
+def print_table(verdict: Verdict, console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)  # CI logs: rich would otherwise wrap at 80 columns
+    table = Table(title=f"{verdict.reference_name} vs {verdict.hardware}: {verdict.status}")
+    for col in ("claim", "status", "measured [95% CI]", "reference (band)", "rule", "used", "why (full text in verdict.md)"):
+        table.add_column(col, overflow="fold")
+    for v in verdict.claims:
+        used = f"{v.tolerance_used:.0%}" if v.tolerance_used is not None else ""
+        # A PASS row's numbers say it all; the reasons that need reading are FAIL and SKIP.
+        why = v.why if v.status != PASS else ""
+        table.add_row(v.claim_id, f"[{_STYLE[v.status]}]{v.status}[/]", measured_text(v), reference_text(v),
+                      v.rule or "", used, why)
+    console.print(table)
+    c = verdict.counts
+    console.print(f"{c[PASS]} PASS, {c[FAIL]} FAIL, {c[SKIP]} SKIP -> exit {verdict.exit_code}")
+    for n in verdict.notes:
+        console.print(f"note: {n}")

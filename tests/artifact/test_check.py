@@ -1,0 +1,256 @@
+"""`artifact check` end to end: same-hardware reruns pass, a backend made 15% slower fails exactly
+the claims that depend on it, tampered results are refused, and results checked against a
+reference for other hardware get SKIPs with reasons, never a pass."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from artifact import derive
+from artifact.cli import main
+from artifact.reference import load_reference
+from harness.storage import load_env
+from harness import storage
+
+from resultsfolders import L4, cpu_run, l4_run, scale_backend
+
+REPO = Path(__file__).resolve().parents[2]
+CPU_SMOKE = REPO / "artifact" / "references" / "cpu-smoke.yaml"
+CPU_RUNS = Path(__file__).resolve().parent / "data" / "cpu-smoke-runs"
+
+
+@pytest.fixture(scope="module")
+def l4(tmp_path_factory):
+    """Two L4 runs on two machines and the reference derived from them."""
+    root = tmp_path_factory.mktemp("l4")
+    runs = [l4_run(root / f"run-{i}", i) for i in (0, 1)]
+    ref = root / "l4.yaml"
+    derive.write_reference(derive.derive(runs, derive.DeriveOptions(name="l4-test", min_runs=2)), ref)
+    return {"runs": runs, "ref": ref, "root": root}
+
+
+def check(capsys, folder, ref, *extra):
+    """Run the CLI; verdict files go to a fresh folder (unless --out is given) so the shared
+    results folders stay exactly as derived."""
+    if "--out" not in extra:
+        extra = (*extra, "--out", tempfile.mkdtemp(prefix="verdict-"))
+    code = main(["check", str(folder), "--reference", str(ref), "--json", *extra])
+    out = capsys.readouterr()
+    return code, (json.loads(out.out) if out.out.strip() else None), out.err
+
+
+@pytest.mark.parametrize("run", [0, 1])
+def test_same_hardware_runs_pass_their_reference(l4, capsys, run):
+    code, verdict, err = check(capsys, l4["runs"][run], l4["ref"])
+    assert code == 0, err
+    assert verdict["status"] == "PASS" and verdict["counts"]["FAIL"] == 0 and verdict["counts"]["SKIP"] == 0
+    kinds = {c["kind"] for c in verdict["claims"]}
+    assert kinds == {"absolute", "ratio", "ranking", "scaling", "correctness", "memory", "determinism", "environment"}
+    numeric = [c for c in verdict["claims"] if c["tolerance_used"] is not None]
+    assert numeric and all(c["tolerance_used"] <= 1.0 for c in numeric)
+
+
+def test_a_backend_15_percent_slower_fails_exactly_the_claims_that_depend_on_it(l4, capsys, tmp_path):
+    slow = scale_backend(l4["runs"][0], tmp_path / "slow", "cudnn", 1.15)
+    before = {c["claim_id"]: c["status"] for c in check(capsys, l4["runs"][0], l4["ref"])[1]["claims"]}
+    code, verdict, _ = check(capsys, slow, l4["ref"])
+    assert code == 1 and verdict["status"] == "FAIL"
+    ref = load_reference(l4["ref"])
+    depends = {c.id for c in ref.claims if c.depends_on(backend="cudnn")}
+    failed = {c["claim_id"] for c in verdict["claims"] if c["status"] == "FAIL"}
+    assert failed <= depends
+    # Every claim that does not read cudnn is judged as before.
+    assert all(c["status"] == before[c["claim_id"]] for c in verdict["claims"] if c["claim_id"] not in depends)
+    # A 15% shift must be caught wherever the tolerance is well below it. (The L4's own
+    # run-to-run spread at S=1024 gives a wider band there: a shift inside it is noise.)
+    must = {c.id for c in ref.claims if c.id in depends and c.kind in ("absolute", "ratio") and c.tolerance.rel < 0.10}
+    assert {c.split("-s")[0] for c in must} == {"abs-cudnn", "ratio-cudnn-flash"}
+    assert must <= failed
+    # The exponent does not move when every S is 15% slower, and correctness does not care.
+    assert not any(c.startswith(("scaling-", "correct-", "determinism-", "mem")) for c in failed)
+
+
+def test_a_tampered_or_truncated_result_is_refused(l4, capsys, tmp_path):
+    bad = tmp_path / "tampered"
+    shutil.copytree(l4["runs"][0], bad)
+    victim = sorted((bad / "cases").glob("*cudnn*s512*"))[0]
+    victim.write_text(victim.read_text().replace('"median_ms": 0.', '"median_ms": 1.', 1))
+    code, verdict, err = check(capsys, bad, l4["ref"])
+    assert code == 2 and verdict is None
+    assert f"cases/{victim.name}: sha256 differs" in err and err.count("\n") == 1
+    assert not list(bad.glob("verdict.*"))
+    assert main(["check", str(bad), "--reference", str(l4["ref"])]) == 2  # without --out: nothing written either
+    assert not list(bad.glob("verdict.*"))
+    capsys.readouterr()
+
+    cut = tmp_path / "truncated"
+    shutil.copytree(l4["runs"][0], cut)
+    victim = sorted((cut / "cases").glob("*.json"))[3]
+    victim.write_bytes(victim.read_bytes()[:200])
+    code, _, err = check(capsys, cut, l4["ref"])
+    assert code == 2 and victim.name in err
+
+    extra = tmp_path / "extra"
+    shutil.copytree(l4["runs"][0], extra)
+    src = sorted((extra / "cases").glob("*.json"))[0]
+    shutil.copy(src, extra / "cases" / "sdpa-flash-b32h8s9999d64-float16-full-warm-cuda.json")
+    code, _, err = check(capsys, extra, l4["ref"])
+    assert code == 2 and "not listed in manifest.json" in err
+
+    nomanifest = tmp_path / "nomanifest"
+    shutil.copytree(l4["runs"][0], nomanifest)
+    (nomanifest / "manifest.json").unlink()
+    code, _, err = check(capsys, nomanifest, l4["ref"])
+    assert code == 2 and "manifest.json: missing" in err
+
+
+def test_a_required_case_that_was_not_produced_fails_as_missing(l4, capsys, tmp_path):
+    part = tmp_path / "partial"
+    shutil.copytree(l4["runs"][0], part)
+    for p in (part / "cases").glob("sdpa-math-*s512*"):
+        p.unlink()
+    storage.write_manifest(part)
+    code, verdict, _ = check(capsys, part, l4["ref"])
+    assert code == 1
+    ref = load_reference(l4["ref"])
+    missing = {c["claim_id"]: c for c in verdict["claims"] if c["missing"]}
+    assert {"abs-math-s512", "scaling-math", "memgrowth-math"} <= set(missing)
+    for cid, c in missing.items():
+        # Same-model claims require the case; portable ones (other GPUs may lack a backend) skip.
+        if ref.claim(cid).required:
+            assert c["status"] == "FAIL" and c["why"].startswith("missing:"), cid
+        else:
+            assert c["status"] == "SKIP" and "optional" in c["why"], cid
+    assert not ref.claim("memgrowth-math").required and ref.claim("abs-math-s512").required
+
+
+def test_another_gpu_model_gets_its_portable_claims_checked(tmp_path, l4, capsys):
+    a100 = l4_run(tmp_path / "a100", 0, gpu_name="NVIDIA A100-SXM4-80GB", cc="8.0")
+    code, verdict, _ = check(capsys, a100, l4["ref"])
+    assert code == 0
+    by_status = {}
+    for c in verdict["claims"]:
+        by_status.setdefault(c["status"], set()).add(c["kind"])
+    assert by_status["SKIP"] >= {"absolute", "ratio", "ranking", "scaling"}
+    assert by_status["PASS"] >= {"correctness", "determinism", "environment"}
+    assert all("NVIDIA L4" in c["why"] and "A100" in c["why"] for c in verdict["claims"] if c["status"] == "SKIP")
+
+
+def test_gpu_results_against_the_cpu_reference_are_all_skips(l4, capsys):
+    code, verdict, err = check(capsys, l4["runs"][0], CPU_SMOKE)
+    assert code == 2 and verdict["status"] == "NOT_APPLICABLE"
+    assert verdict["counts"]["PASS"] == 0 and verdict["counts"]["FAIL"] == 0
+    assert all(c["status"] == "SKIP" and "CPU runs" in c["why"] and L4 in c["why"] for c in verdict["claims"])
+    assert err.startswith("error: no claim of cpu-smoke applies")
+
+
+def test_cpu_results_against_a_gpu_reference_are_all_skips(l4, capsys, tmp_path):
+    cpu = cpu_run(tmp_path / "cpu")
+    code, verdict, _ = check(capsys, cpu, l4["ref"])
+    assert code == 2 and verdict["counts"] == {"PASS": 0, "FAIL": 0, "SKIP": len(verdict["claims"])}
+    assert all("CPU" in c["why"] for c in verdict["claims"])
+
+
+@pytest.mark.parametrize("run", ["run-1", "run-2", "run-3"])
+def test_real_cpu_smoke_runs_pass_the_shipped_cpu_reference(capsys, tmp_path, run):
+    # The runs the CPU reference was derived from (harness bench --profile smoke --device cpu);
+    # --out keeps the shipped fixture folders untouched.
+    code, verdict, err = check(capsys, CPU_RUNS / run, CPU_SMOKE, "--out", str(tmp_path))
+    assert code == 0, err
+    assert verdict["counts"]["PASS"] == len(verdict["claims"])
+    assert {c["kind"] for c in verdict["claims"]} == {"ranking", "correctness", "determinism", "environment"}
+
+
+def test_outputs_verdict_files_table_and_step_summary(l4, capsys, tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = tmp_path / "verdict"
+    code = main(["check", str(l4["runs"][1]), "--reference", str(l4["ref"]), "--out", str(out)])
+    table = capsys.readouterr().out
+    assert code == 0
+    data = json.loads((out / "verdict.json").read_text())
+    assert data["kind"] == "verdict" and data["schema_version"] == 1 and data["exit_code"] == 0
+    assert data["reference_sha256"] == load_reference(l4["ref"]).sha256
+    md = (out / "verdict.md").read_text()
+    assert md.startswith("## Verdict: PASS")
+    assert all(f"| {c['claim_id']} |" in md for c in data["claims"])
+    assert summary.read_text() == "earlier step\n" + md + "\n"
+    assert "abs-cudnn-s512" in table and f"{data['counts']['PASS']} PASS, 0 FAIL, 0 SKIP -> exit 0" in table
+    assert not (l4["runs"][1] / "verdict.json").exists()  # --out, not the results folder
+
+
+# --------------------------------------------------------------------------- real H100 runs
+H100_REF = REPO / "artifact" / "references" / "h100.yaml"
+H100_RUNS = sorted((REPO / "bench" / "h100").glob("reference/machine-*/run-*"))
+
+
+def test_h100_runs_pass_the_shipped_h100_reference(capsys):
+    # The reference runs themselves (bench/h100/, full profile on the device tool's H100).
+    assert len(H100_RUNS) >= 3, "bench/h100/reference/machine-*/run-* are this test's fixtures"
+    for run in H100_RUNS:
+        code, verdict, err = check(capsys, run, H100_REF)
+        assert code == 0, (run, err)
+        assert verdict["counts"]["FAIL"] == 0 and verdict["counts"]["SKIP"] == 0
+
+
+def test_a_fresh_h100_machine_passes_the_shipped_reference(capsys):
+    # bench/h100/fresh-check/run-F1: a separately started H100 whose runs are not in the reference.
+    fresh = REPO / "bench" / "h100" / "fresh-check" / "run-F1"
+    ref_gpus = {load_env(r).gpu.uuid for r in H100_RUNS}
+    assert load_env(fresh).gpu.uuid not in ref_gpus
+    code, verdict, err = check(capsys, fresh, H100_REF)
+    assert code == 0, err
+    assert verdict["counts"]["PASS"] == len(verdict["claims"]) >= 100
+
+
+def test_h100_candidate_15_percent_slower_fails_exactly_its_claims(capsys, tmp_path):
+    slow = scale_backend(H100_RUNS[0], tmp_path / "slow", "triton", 1.15)
+    code, verdict, _ = check(capsys, slow, H100_REF)
+    assert code == 1
+    ref = load_reference(H100_REF)
+    depends = {c.id for c in ref.claims if c.depends_on(backend="triton")}
+    failed = {c["claim_id"] for c in verdict["claims"] if c["status"] == "FAIL"}
+    speedups = {c.id for c in ref.claims if c.kind in ("absolute", "ratio") and c.id in depends}
+    assert len(speedups) >= 20 and speedups <= failed <= depends
+
+
+def test_h100_cudnn_15_percent_slower_fails_its_time_and_ratio_claims(capsys, tmp_path):
+    slow = scale_backend(H100_RUNS[0], tmp_path / "slow", "cudnn", 1.15)
+    code, verdict, _ = check(capsys, slow, H100_REF)
+    assert code == 1
+    ref = load_reference(H100_REF)
+    depends = {c.id for c in ref.claims if c.depends_on(backend="cudnn")}
+    failed = {c["claim_id"] for c in verdict["claims"] if c["status"] == "FAIL"}
+    times = {c.id for c in ref.claims if c.kind in ("absolute", "ratio") and c.id in depends}
+    assert len(times) >= 10 and times <= failed <= depends
+    assert all(c.tolerance.rel < 0.10 for c in ref.claims if c.id in times)
+
+
+def test_h100_results_against_the_cpu_reference_and_back_are_skips(capsys):
+    code, verdict, _ = check(capsys, H100_RUNS[0], CPU_SMOKE)
+    assert code == 2 and verdict["counts"]["SKIP"] == len(verdict["claims"])
+    assert all("NVIDIA H100" in c["why"] for c in verdict["claims"])
+    code, verdict, _ = check(capsys, CPU_RUNS / "run-1", H100_REF)
+    assert code == 2 and verdict["counts"]["SKIP"] == len(verdict["claims"]) > 50
+    assert all(c["why"].startswith("out of scope: claim") and "the CPU" in c["why"] for c in verdict["claims"])
+
+
+def test_checking_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from artifact.cli import main\n"
+        f"rc = main(['check', {str(CPU_RUNS / 'run-2')!r}, '--reference', {str(CPU_SMOKE)!r}, '--json', '--out', {tempfile.mkdtemp()!r}])\n"
+        "assert rc == 0, rc\n"
+        "assert 'torch' not in sys.modules, 'artifact check imported torch'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,137 @@
+"""`artifact derive-reference`: tolerances from the measured run-to-run spread, recorded per
+claim and recomputable from the file; refusals for too few runs or machines, mixed hardware."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import statistics
+
+import pytest
+import yaml
+
+from artifact import derive
+from artifact.cli import main
+from artifact.errors import ArtifactError
+from artifact.reference import load_reference
+from harness import storage
+from harness.records import EnvRecord, load_record
+
+from resultsfolders import cpu_run, l4_run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("derive")
+    return [l4_run(root / f"run-{i}", i) for i in (0, 1)]
+
+
+def cli_derive(capsys, *args):
+    code = main(["derive-reference", *map(str, args)])
+    return code, capsys.readouterr()
+
+
+def test_each_tolerance_is_recomputable_from_what_the_file_records(runs, tmp_path, capsys):
+    out = tmp_path / "ref.yaml"
+    code, io = cli_derive(capsys, *runs, "--out", out, "--min-runs", 2, "--k", 2.5, "--floor-rel", 0.02)
+    assert code == 0, io.err
+    doc = yaml.safe_load(out.read_text())
+    ref = load_reference(out)
+    numeric = [c for c in doc["claims"] if "tolerance" in c]
+    assert len(numeric) >= 20
+    for c in numeric:
+        tol, d = c["tolerance"], c["tolerance"]["derivation"]
+        assert d["runs"] == 2 and d["machines"] == 2 and d["k"] == 2.5 and len(d["per_run"]) == 2
+        if "rel" in tol:
+            assert c["reference"] == pytest.approx(statistics.median(d["per_run"]), rel=1e-5)
+            dev = max(abs(math.log(e / c["reference"])) for e in d["per_run"])
+            assert d["max_log_dev"] == pytest.approx(dev, rel=1e-3, abs=1e-6)
+            expected = max(math.expm1(2.5 * d["max_log_dev"] + d["max_log_ci_half"]), 0.02)
+            assert tol["rel"] == pytest.approx(math.ceil(expected * 1000) / 1000, abs=1.1e-3)
+        else:
+            expected = max(2.5 * d["max_abs_dev"] + d["max_ci_half"], 0.05)
+            assert tol["abs"] == pytest.approx(math.ceil(expected * 1000) / 1000, abs=1.1e-3)
+    assert {c.kind for c in ref.claims} == {"absolute", "ratio", "ranking", "scaling", "correctness", "memory",
+                                           "determinism", "environment"}
+    assert doc["derived_from"]["machines"] == 2 and len(doc["derived_from"]["runs"]) == 2
+    # Scopes: timings only on the same GPU model, correctness and the lock on any GPU.
+    by_kind = {c["kind"]: c["scope"] for c in doc["claims"]}
+    assert by_kind["absolute"] == {"kind": "gpu_model", "gpu_name": "NVIDIA L4"}
+    assert by_kind["correctness"] == {"kind": "any_gpu"}
+    # Portable claims may meet a GPU without some backend: optional there; same-model ones required.
+    assert all(c.get("required", True) is (c["scope"]["kind"] != "any_gpu") for c in doc["claims"] if "case" in c or "cases" in c)
+
+
+def test_identical_runs_get_the_floor(runs, tmp_path):
+    twin = tmp_path / "twin"
+    shutil.copytree(runs[0], twin)
+    env = load_record(twin / "env.json", EnvRecord)
+    env.gpu.uuid = "GPU-another-machine"
+    storage.write_record(twin / "env.json", env)
+    storage.write_manifest(twin)
+    doc = derive.derive([runs[0], twin], derive.DeriveOptions(name="t", min_runs=2, floor_rel=0.07))
+    for c in doc["claims"]:
+        if c["kind"] in ("absolute", "ratio"):
+            d = c["tolerance"]["derivation"]
+            assert d["max_log_dev"] == 0.0
+            assert c["tolerance"]["rel"] == pytest.approx(max(0.07, math.ceil(math.expm1(d["max_log_ci_half"]) * 1000) / 1000))
+
+
+def test_refuses_too_few_runs_machines_and_mixed_hardware(runs, tmp_path, capsys):
+    out = tmp_path / "ref.yaml"
+    code, io = cli_derive(capsys, *runs, "--out", out)
+    assert code == 2 and "at least 3 independent runs" in io.err
+    same = tmp_path / "same-machine"
+    l4_run(same, 1, machine="m0")
+    code, io = cli_derive(capsys, runs[0], same, "--out", out, "--min-runs", 2)
+    assert code == 2 and "from 1 machine(s)" in io.err
+    cpu = cpu_run(tmp_path / "cpu")
+    code, io = cli_derive(capsys, runs[0], cpu, "--out", out, "--min-runs", 2)
+    assert code == 2 and "derive one reference per hardware model" in io.err
+    assert not out.exists()
+
+
+def test_cases_missing_from_a_run_are_recorded_as_not_claimed(runs, tmp_path):
+    short = l4_run(tmp_path / "short", 1, seqs=(256, 512))
+    doc = derive.derive([runs[0], short], derive.DeriveOptions(name="t", min_runs=2))
+    left_out = {n["what"] for n in doc["not_claimed"]}
+    assert "sdpa-flash-b32h8s1024d64-float16-full-warm-cuda" in left_out
+    assert not any(c.get("case", {}).get("seq") == 1024 for c in doc["claims"])
+    assert not any(c["kind"] == "scaling" for c in doc["claims"])  # two lengths left: no exponent
+
+
+def test_portable_only_keeps_portable_kinds_and_ties_close_backends(tmp_path):
+    cpus = [cpu_run(tmp_path / f"c{i}", i) for i in (0, 1)]
+    doc = derive.derive(cpus, derive.DeriveOptions(name="c", min_runs=2, portable_only=True, ranking_min_gap=0.3,
+                                                   ranking_rule="point"))
+    assert {c["kind"] for c in doc["claims"]} == {"ranking", "correctness", "determinism", "environment"}
+    assert all(c["scope"] == {"kind": "cpu"} for c in doc["claims"])
+    ranks = [c for c in doc["claims"] if c["kind"] == "ranking"]
+    # flash and default were drawn with the same speed (0.4 x math): a tie, then math.
+    assert ranks and all(sorted(r["order"][0]) == ["default", "flash"] and r["order"][1] == "math" for r in ranks)
+    assert all(r["rule"] == "point" for r in ranks)
+    assert any("portable-only" in n["why"] for n in doc["not_claimed"])
+
+
+def test_peaks_are_carried_over_and_must_match_the_gpu(runs, tmp_path, capsys):
+    peaks = tmp_path / "peaks.yaml"
+    peaks.write_text("hardware:\n  device: cuda\n  gpu_name: NVIDIA L4\n  peaks:\n"
+                     "    - {metric: tflops, dtype: float16, value: 121.0, unit: TFLOP/s, source: 'measured: test matmul'}\n")
+    out = tmp_path / "ref.yaml"
+    code, io = cli_derive(capsys, *runs, "--out", out, "--min-runs", 2, "--peaks-from", peaks)
+    assert code == 0, io.err
+    assert load_reference(out).hardware.peak("tflops", "float16").source == "measured: test matmul"
+    # Regenerating into the same file keeps them without --peaks-from.
+    code, io = cli_derive(capsys, *runs, "--out", out, "--min-runs", 2)
+    assert code == 0 and "peaks from" in io.out
+    assert load_reference(out).hardware.peak("tflops", "float16").value == 121.0
+    peaks.write_text(peaks.read_text().replace("NVIDIA L4", "NVIDIA H100 80GB HBM3"))
+    code, io = cli_derive(capsys, *runs, "--out", tmp_path / "other.yaml", "--min-runs", 2, "--peaks-from", peaks)
+    assert code == 2 and "measured on NVIDIA H100 80GB HBM3" in io.err
+
+
+def test_bad_options_are_one_line_errors(runs, tmp_path, capsys):
+    code, io = cli_derive(capsys, *runs, "--out", tmp_path / "r.yaml", "--ratio", "cudnn", "--min-runs", 2)
+    assert code == 2 and io.err.strip() == "error: --ratio: expected NUM/DEN such as cudnn/flash, got 'cudnn'"
+    with pytest.raises(ArtifactError, match="results folder not found"):
+        derive.derive([tmp_path / "nope"], derive.DeriveOptions(name="x", min_runs=1, min_machines=1))

@@ -1,0 +1,147 @@
+"""`artifact report`: every number in report.md and in the SVG plots comes from the files; the
+expected-results tables of ARTIFACT.md are generated from the reference files."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from artifact import derive, plots
+from artifact.cli import main
+from artifact.reference import Peak, load_reference
+from artifact.report import expected_results_markdown, update_document
+from harness import storage
+
+from resultsfolders import cpu_run, l4_run
+
+REPO = Path(__file__).resolve().parents[2]
+SVG = "{http://www.w3.org/2000/svg}"
+PEAK_TFLOPS = 121.0  # a stand-in "measured" L4 peak for these tests, written into the reference file
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    runs = [l4_run(root / f"run-{i}", i) for i in (0, 1)]
+    opts = derive.DeriveOptions(name="l4-test", min_runs=2, peaks_gpu="NVIDIA L4", peaks=[
+        Peak(metric="tflops", dtype="float16", value=PEAK_TFLOPS, unit="TFLOP/s", source="measured: test fixture"),
+        Peak(metric="gbps", value=300.0, unit="GB/s", source="measured: test fixture copy")])
+    ref = root / "l4.yaml"
+    derive.write_reference(derive.derive(runs, opts), ref)
+    return runs[0], ref
+
+
+def test_report_tables_plots_and_paragraph_come_from_the_files(folder, tmp_path, capsys):
+    results, ref = folder
+    out = tmp_path / "report"
+    assert main(["report", str(results), "--reference", str(ref), "--out", str(out)]) == 0, capsys.readouterr().err
+    md = (out / "report.md").read_text()
+    cases = storage.load_cases(results)
+    for c in cases:
+        s, tp = c.timing.summary, c.throughput
+        row = next(line for line in md.splitlines() if line.startswith(f"| {c.case.backend} | {c.case.seq} | "))
+        cells = [x.strip() for x in row.strip("|").split("|")]
+        assert float(cells[2]) == pytest.approx(s.median_ms, rel=5e-4)
+        lo, hi = map(float, cells[3].strip("[]").split(","))
+        assert (lo, hi) == pytest.approx((s.ci_low_ms, s.ci_high_ms), rel=5e-4)
+        assert float(cells[7]) == pytest.approx(tp.tflops, rel=5e-4)
+        assert float(cells[8].rstrip("%")) == pytest.approx(100 * tp.tflops / PEAK_TFLOPS, abs=0.051)
+        assert float(cells[10].rstrip("%")) == pytest.approx(100 * tp.gbps / 300.0, abs=0.051)
+    for section in ("## Verdict against the reference: PASS", "## Environment", "## Reproducibility checklist",
+                    "## Publication paragraph", "measured: test fixture"):
+        assert section in md
+    # The paragraph names the fastest backend at each S as the files have it.
+    paragraph = md.split("## Publication paragraph")[1]
+    for seq in (256, 512, 1024):
+        fastest = min((c for c in cases if c.case.seq == seq), key=lambda c: c.timing.summary.median_ms)
+        assert f"at S={seq} the fastest backend was {fastest.case.backend} with a median of {fastest.timing.summary.median_ms:.4g} ms" in paragraph
+    assert "- [x] TF32 off for matmul and cuDNN" in md
+
+    line = ET.parse(next(out.glob("time-vs-seq-*.svg"))).getroot()
+    bars = line.findall(f".//{SVG}g[@class='errorbar']")
+    points = line.findall(f".//{SVG}circle[@class='point']")
+    assert len(bars) == len(points) == len(cases)
+    by_key = {(c.case.backend, float(c.case.seq)): c.timing.summary for c in cases}
+    for b in bars:
+        s = by_key[(b.get("data-label"), float(b.get("data-x")))]
+        assert (float(b.get("data-lo")), float(b.get("data-hi"))) == (s.ci_low_ms, s.ci_high_ms)
+    # Longer times are drawn higher up (smaller y), on one shared axis.
+    ordered = sorted(points, key=lambda p: float(p.get("data-y")))
+    ys = [float(p.get("cy")) for p in ordered]
+    assert ys == sorted(ys, reverse=True)
+    bar = ET.parse(next(out.glob("tflops-vs-peak-*.svg"))).getroot()
+    assert float(bar.find(f".//{SVG}line[@class='reference']").get("data-value")) == PEAK_TFLOPS
+    assert len(bar.findall(f".//{SVG}rect[@class='bar']")) == len(cases)
+
+
+def test_no_peak_share_without_a_matching_reference(folder, tmp_path, capsys):
+    results, _ = folder
+    out = tmp_path / "r"
+    assert main(["report", str(results), "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "Share of peak not shown: no reference file given" in md
+    assert "- [ ] no verdict: run `artifact check`" in md
+    bar = ET.parse(next(out.glob("tflops-vs-peak-*.svg"))).getroot()
+    assert bar.find(f".//{SVG}line[@class='reference']") is None
+    cpu = cpu_run(tmp_path / "cpu")
+    assert main(["report", str(cpu), "--reference", str(folder[1]), "--out", str(out / "cpu")]) == 0
+    md = (out / "cpu" / "report.md").read_text()
+    assert "measured on NVIDIA L4, compute capability 8.9, not on CPU" in md
+    assert "Verdict against the reference: NOT_APPLICABLE" in md
+    capsys.readouterr()
+
+
+def test_report_reads_the_verdict_that_check_wrote(folder, tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(folder[0], results)
+    assert main(["check", str(results), "--reference", str(folder[1])]) == 0
+    assert main(["report", str(results)]) == 0
+    capsys.readouterr()
+    md = (results / "report.md").read_text()
+    verdict_md = (results / "verdict.md").read_text()
+    assert verdict_md.replace("## Verdict", "## Verdict against the reference", 1) in md
+
+
+def test_report_refuses_a_tampered_folder(folder, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(folder[0], bad)
+    (bad / "env.json").write_text((bad / "env.json").read_text().replace("550.90.07", "999.0"))
+    assert main(["report", str(bad)]) == 2
+    assert "env.json: sha256 differs" in capsys.readouterr().err
+    assert not (bad / "report.md").exists()
+
+
+def test_bar_heights_are_proportional_to_the_values():
+    svg = plots.bar_chart(["a", "b"], [("x", [3.0, None]), ("y", [1.5, 6.0])], title="t", y_label="v", x_label="c",
+                          reference=(7.0, "peak"))
+    root = ET.fromstring(svg)
+    rects = {(r.get("data-label"), r.get("data-category")): float(r.get("height")) for r in root.findall(f".//{SVG}rect[@class='bar']")}
+    assert set(rects) == {("x", "a"), ("y", "a"), ("y", "b")}
+    assert rects[("x", "a")] / rects[("y", "a")] == pytest.approx(2.0, rel=1e-3)
+    assert rects[("y", "b")] / rects[("y", "a")] == pytest.approx(4.0, rel=1e-3)
+
+
+def test_expected_results_are_generated_from_the_reference():
+    ref = load_reference(REPO / "artifact" / "references" / "cpu-smoke.yaml")
+    md = expected_results_markdown(ref)
+    for claim in ref.claims:
+        assert f"| {claim.id} | {claim.kind} |" in md
+    bound = ref.claim("correct-flash").max_rel_error
+    assert f"<= {bound:.4g}" in md
+
+
+def test_artifact_md_expected_results_are_up_to_date():
+    doc = REPO / "ARTIFACT.md"
+    new, used = update_document(doc, REPO)
+    assert "artifact/references/cpu-smoke.yaml" in used
+    assert new == doc.read_text(encoding="utf-8"), "run: artifact expected-results --update ARTIFACT.md"
+    # Nothing between the markers was typed: the generated block is the whole block.
+    for m in re.finditer(r"<!-- BEGIN expected-results: (\S+) -->\n(.*?)<!-- END expected-results -->", new, re.S):
+        assert m.group(2) == expected_results_markdown(load_reference(REPO / m.group(1)))
