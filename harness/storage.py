@@ -5,6 +5,7 @@ Layout of an output folder:
     cases/<case_id>.json     CaseResult, one per case, written as each case finishes
     manifest.json            Manifest: sha256 of every other file, rewritten after each case
     run.json                 (host side) how the run was launched
+    run.log                  (host side) the harness's output, appended per attempt
 """
 
 from __future__ import annotations
