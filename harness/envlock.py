@@ -18,11 +18,13 @@ def prepare_process_env() -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 
-def lock(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
+def lock(seed: int, cpu_threads: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """Apply the lock; return (settings as read back, setting -> why it could not be locked)."""
     import numpy as np
     import torch
 
+    if cpu_threads is not None:
+        torch.set_num_threads(cpu_threads)
     failures: dict[str, str] = {}
     cuda_was_initialized = torch.cuda.is_available() and torch.cuda.is_initialized()
     prepare_process_env()
@@ -72,4 +74,5 @@ def read_back() -> dict[str, Any]:
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "torch_num_threads": torch.get_num_threads(),
     }

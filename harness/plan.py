@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from harness import workloads
 from harness.errors import HarnessError
@@ -50,6 +50,10 @@ class Plan:
     timing: TimingConfig
     source: str  # "profile:smoke", "plan:<path>", "flags"
     check_correctness: bool = True
+    # Intra-op threads for CPU cases (None: torch's default). The smoke profile pins 1: with two
+    # threads on a busy 2-core machine every parallel op waited a scheduler timeslice for its
+    # descheduled worker (flash read 8 ms instead of 0.17 ms), and rankings flipped.
+    cpu_threads: Optional[int] = None
 
 
 # The default full sweep of the issue: B=32, H=8, D=64, fp16, S in 128..4096, every SDPA backend.
@@ -76,7 +80,7 @@ def _profile_smoke(device: str) -> Plan:
         for b in backends
     ]
     timing = TimingConfig(target_rel_ci=0.02, min_samples=15, max_samples=400, min_time_s=0.02, max_time_s=0.6, warmup_ms=10.0)
-    return Plan(cases=cases, timing=timing, source="profile:smoke")
+    return Plan(cases=cases, timing=timing, source="profile:smoke", cpu_threads=1 if device == "cpu" else None)
 
 
 PROFILES = ("smoke", "full")
@@ -182,7 +186,7 @@ def from_yaml(path: Path | str, device: str) -> Plan:
     version = data.get("schema_version", PLAN_SCHEMA_VERSION)
     if version != PLAN_SCHEMA_VERSION:
         raise HarnessError(f"{path}: schema_version: this harness reads plan version {PLAN_SCHEMA_VERSION}, got {version!r}")
-    unknown = set(data) - {"schema_version", "timing", "defaults", "cases", "check_correctness"}
+    unknown = set(data) - {"schema_version", "timing", "defaults", "cases", "check_correctness", "cpu_threads"}
     if unknown:
         raise HarnessError(f"{path}: unknown top-level field(s) {', '.join(sorted(unknown))}")
     defaults = data.get("defaults") or {}
@@ -202,7 +206,10 @@ def from_yaml(path: Path | str, device: str) -> Plan:
     check = data.get("check_correctness", True)
     if not isinstance(check, bool):
         raise HarnessError(f"{path}: check_correctness: must be true or false")
-    return Plan(cases=_dedupe(cases), timing=timing, source=f"plan:{path}", check_correctness=check)
+    threads = data.get("cpu_threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
+        raise HarnessError(f"{path}: cpu_threads: must be a positive integer, got {threads!r}")
+    return Plan(cases=_dedupe(cases), timing=timing, source=f"plan:{path}", check_correctness=check, cpu_threads=threads)
 
 
 def from_flags(

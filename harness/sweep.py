@@ -33,7 +33,7 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     con = console()
-    settings, failures = envlock.lock(plan.timing.seed)
+    settings, failures = envlock.lock(plan.timing.seed, plan.cpu_threads if device == "cpu" else None)
     nvml = Nvml(0) if device == "cuda" else None
     env = fingerprint.collect(device, settings, failures, nvml=nvml)
     storage.write_record(out / storage.ENV_FILE, env)

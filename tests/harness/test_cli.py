@@ -59,6 +59,7 @@ def test_smoke_profile_end_to_end_on_cpu(tmp_path):
     env = storage.load_env(out)
     assert isinstance(env, EnvRecord) and env.device == "cpu"
     assert env.lock["matmul_allow_tf32"] is False and env.lock["deterministic_algorithms"] is True
+    assert env.lock["torch_num_threads"] == 1  # the smoke profile pins one intra-op thread
     assert env.gpu is None and "gpu" in env.unavailable
     results = storage.load_cases(out)
     assert len(results) == 9

@@ -45,3 +45,14 @@ def test_flags_name_the_flag():
     with pytest.raises(HarnessError, match="--seq: '0' is not a positive integer"):
         plan.parse_positive_ints(["128,0"], "--seq")
     assert plan.parse_positive_ints(["128,512", "1024"], "--seq") == [128, 512, 1024]
+
+
+def test_smoke_pins_one_cpu_thread_and_plans_may_set_it(tmp_path):
+    assert plan.from_profile("smoke", "cpu").cpu_threads == 1
+    assert plan.from_profile("smoke", "cuda").cpu_threads is None
+    f = tmp_path / "p.yaml"
+    f.write_text("cpu_threads: 3\ncases:\n  - {backend: math, seq: 64, batch: 1, heads: 1, head_dim: 8}\n")
+    assert plan.from_yaml(f, "cpu").cpu_threads == 3
+    f.write_text("cpu_threads: 0\ncases:\n  - {backend: math, seq: 64, batch: 1, heads: 1, head_dim: 8}\n")
+    with pytest.raises(HarnessError, match=r"p\.yaml: cpu_threads: must be a positive integer"):
+        plan.from_yaml(f, "cpu")
