@@ -180,6 +180,16 @@ class Claim:
             return [], self.missing(selector.describe(), "has no case that ran")
         return ok, None
 
+    def fetch_checked(self, results: ResultSet, selector: CaseSelector, record: str) -> tuple[list[CaseResult], Optional[ClaimVerdict]]:
+        """fetch_many, then require the correctness record (run without --no-correctness)."""
+        found, early = self.fetch_many(results, selector)
+        if early:
+            return found, early
+        unchecked = [c.case.case_id for c in found if c.correctness is None]
+        if unchecked:
+            return [], self.missing(unchecked[0], f"has no {record} (run without --no-correctness)")
+        return found, None
+
     def missing(self, what: str, problem: str) -> ClaimVerdict:
         if self.required:
             return self.verdict(FAIL, f"missing: {what} {problem}; the reference requires it on {self.scope.describe()}", missing=True)
@@ -542,12 +552,9 @@ class CorrectnessClaim(Claim):
         return f"relative error of {self.cases.describe()} <= {_fmt(self.max_rel_error)}"
 
     def _judge(self, results):
-        found, early = self.fetch_many(results, self.cases)
+        found, early = self.fetch_checked(results, self.cases, "correctness record")
         if early:
             return early
-        unchecked = [c.case.case_id for c in found if c.correctness is None]
-        if unchecked:
-            return self.missing(unchecked[0], "has no correctness record (run without --no-correctness)")
         errs = {c.case.case_id: c.correctness.rel_error for c in found}  # type: ignore[union-attr]
         worst_id = max(errs, key=errs.get)  # type: ignore[arg-type]
         worst = errs[worst_id]
@@ -645,12 +652,9 @@ class DeterminismClaim(Claim):
         return f"bitwise-identical repeats for {self.cases.describe()}"
 
     def _judge(self, results):
-        found, early = self.fetch_many(results, self.cases)
+        found, early = self.fetch_checked(results, self.cases, "repeat check")
         if early:
             return early
-        unchecked = [c.case.case_id for c in found if c.correctness is None]
-        if unchecked:
-            return self.missing(unchecked[0], "has no repeat check (run without --no-correctness)")
         differ = [c.case.case_id for c in found if not c.correctness.bitwise_repeat]  # type: ignore[union-attr]
         same = len(found) - len(differ)
         why = f"{same} of {len(found)} case(s) repeated bitwise-identically" + (f"; differ: {', '.join(differ)}" if differ else "")

@@ -53,7 +53,12 @@ def results_table(results: Iterable[CaseResult], title: str = "Results") -> Tabl
 
 
 def reasons(results: Iterable[CaseResult]) -> list[str]:
-    return [f"{r.case.case_id}: {r.status}: {r.reason}" for r in results if r.status != "ok"]
+    lines = [f"{r.case.case_id}: {r.status}: {r.reason}" for r in results if r.status != "ok"]
+    for r in results:
+        if r.timing is not None and r.timing.fallback_reason:
+            flags = f" [{', '.join(r.timing.summary.flags)}]" if r.timing.summary.flags else ""
+            lines.append(f"{r.case.case_id}: {r.timing.fallback_reason}{flags}")
+    return lines
 
 
 def console(stderr: bool = False) -> Console:

@@ -167,6 +167,7 @@ def run_case(
             [r.repetition.samples_ms for r in reps], [r.repetition.converged for r in reps], seed=timing.seed
         )
         throttles = sorted(set().union(*(r.throttle_reasons for r in reps)) - BENIGN_REASONS)
+        summary.flags = sorted(set(summary.flags).union(*(r.flags for r in reps)))
         result.timing = Timing(
             method=reps[0].method,
             fallback_reason=reps[0].fallback_reason,

@@ -39,6 +39,7 @@ class RepetitionTiming:
     fallback_reason: str | None
     warmup_calls: int
     throttle_reasons: set[str] = field(default_factory=set)
+    flags: set[str] = field(default_factory=set)
 
 
 def rel_halfwidth(samples: list[float], level: float = 0.95) -> float | None:
@@ -195,6 +196,7 @@ def measure_cuda(
         flush = torch.empty(n, dtype=torch.int32, device="cuda")
 
     throttles: set[str] = set()
+    flags: set[str] = set()
     stop = _Stopper(cfg)
     samples: list[float] = []
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(cfg.batch)]
@@ -204,17 +206,26 @@ def measure_cuda(
             # include the launch latency (seen on the H100: +3% on that sample). One untimed
             # replay keeps the GPU busy while the timed ones are queued behind it.
             run()
+        host_s = 0.0
         for start, end in events:
             if flush is not None:
                 flush.fill_(len(samples))
             start.record()
+            t = time.perf_counter()
             run()
+            host_s += time.perf_counter() - t
             end.record()
         events[-1][1].synchronize()
-        samples.extend(s.elapsed_time(e) / inner for s, e in events)
+        batch = [s.elapsed_time(e) for s, e in events]
+        if method == "cuda_events" and host_s * 1e3 >= 0.9 * sum(batch):
+            # Enqueuing took as long as the GPU ran: it waited on the host between launches, so
+            # these "device" times include launch overhead (on the H100, eager flash at S=128
+            # read several times its graph-replay time; bench/h100/modes/).
+            flags.add("host_bound")
+        samples.extend(x / inner for x in batch)
         if throttle_probe is not None:
             throttles.update(throttle_probe())
         if stop.done(samples):
             break
     del flush
-    return RepetitionTiming(stop.repetition(samples, inner), method, fallback, warmup_calls, throttles)
+    return RepetitionTiming(stop.repetition(samples, inner), method, fallback, warmup_calls, throttles, flags)
