@@ -32,13 +32,14 @@ def _n(x: Optional[float], digits: int = 4) -> str:
 
 
 def _family(spec: CaseSpec) -> tuple:
-    """Cases that differ only in backend and S: one plot, one table block."""
-    return (spec.workload, spec.batch, spec.heads, spec.head_dim, spec.dtype, spec.causal, spec.cache, spec.device)
+    """Cases that differ only in backend (of any workload: a candidate kernel stands beside the
+    library backends it competes with) and S: one plot, one table block."""
+    return (spec.batch, spec.heads, spec.head_dim, spec.dtype, spec.causal, spec.cache, spec.device)
 
 
 def _family_name(key: tuple) -> str:
-    workload, b, h, d, dtype, causal, cache, device = key
-    return f"{workload} B={b} H={h} D={d} {dtype}{' causal' if causal else ''} {cache} L2, {device}"
+    b, h, d, dtype, causal, cache, device = key
+    return f"attention B={b} H={h} D={d} {dtype}{' causal' if causal else ''} {cache} L2, {device}"
 
 
 def _family_slug(key: tuple) -> str:
@@ -233,10 +234,15 @@ def _paragraph(results: ResultSet, families: dict[tuple, list[CaseResult]], best
         parts = []
         for seq, (fastest, second, ci) in sorted(best[key].items()):
             s = fastest.timing.summary
-            text = (f"at S={seq} the fastest backend was {fastest.case.backend} with a median of {_n(s.median_ms)} ms "
+            # "Fastest" only when the CI of the ratio to the runner-up excludes 1 (never from
+            # overlapping CIs); otherwise the two are tied at this precision and the text says so.
+            tied = second is not None and ci.low <= 1.0
+            lead = (f"{fastest.case.backend} and {second.case.backend} were the fastest, indistinguishable at this precision"
+                    if tied else f"the fastest backend was {fastest.case.backend}")
+            text = (f"at S={seq} {lead}; {fastest.case.backend} had a median of {_n(s.median_ms)} ms "
                     f"(95% CI {_n(s.ci_low_ms)}-{_n(s.ci_high_ms)} ms, {s.n_samples} samples in {s.n_repetitions} repetition(s))")
             if second is not None:
-                text += (f"; the next fastest, {second.case.backend}, took {_n(ci.estimate)}x as long "
+                text += (f"; {second.case.backend} took {_n(ci.estimate)}x as long "
                          f"(95% CI of the ratio of medians {_n(ci.low)}-{_n(ci.high)})")
             if fastest.throughput is not None:
                 text += f"; it reached {_n(fastest.throughput.tflops, 3)} TFLOP/s"
@@ -273,7 +279,7 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
     best: dict[tuple, dict[int, tuple]] = {}
     peaks_by_family: dict[tuple, Peaks] = {}
     for key, cases in families.items():
-        peaks = peaks_for(results, reference, key[4])
+        peaks = peaks_for(results, reference, key[3])  # the dtype
         peaks_by_family[key] = peaks
         lines += [f"## {_family_name(key)}", ""]
         lines += _results_table(cases, peaks)
