@@ -5,7 +5,7 @@ and what to do. Each check says ok, warn (the run still works, on another path) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from artifact.errors import ArtifactError
 
@@ -119,7 +119,7 @@ def run_checks(image: str, gpus: Optional[list[str]] = None, preflight: bool = T
         size = f"{img.size_bytes / 1e9:.2f} GB" if img.size_bytes else "size unknown"
         checks.append(Check("image", OK, f"{image} = {img.id[:19]} ({size}, revision {img.revision}, "
                                          f"base {img.base_digest and img.base_digest[:19]})"))
-    except ArtifactError as exc:
+    except ArtifactError:
         checks.append(Check("image", WARN, f"{image} is not built", "artifact build --offline (or make image)"))
 
     runtimes = ", ".join(info.runtimes) or "none listed"

@@ -7,7 +7,6 @@ Offline builds need no registry and no network: the base comes from docker/make_
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import subprocess

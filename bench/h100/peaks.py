@@ -24,7 +24,6 @@ def measure(out: Path) -> None:
     a = torch.randn(n, n, device="cuda", dtype=torch.float16, generator=g)
     b = torch.randn(n, n, device="cuda", dtype=torch.float16, generator=g)
     mm_ms = [float(triton.testing.do_bench(lambda: torch.mm(a, b), warmup=200, rep=1000, return_mode="median")) for _ in range(3)]
-    del a, b
     nbytes = 1 << 30
     src = torch.randn(nbytes // 2, device="cuda", dtype=torch.float16, generator=g)
     dst = torch.empty_like(src)

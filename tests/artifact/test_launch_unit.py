@@ -21,7 +21,7 @@ from artifact.gitinfo import GitInfo, git_info
 from artifact.image import ImageInfo
 from artifact.runinfo import RUN_FILE, Attempt, RunInfo, load_run_info, write_run_info
 from harness.records import SCHEMA_VERSION
-from harness.storage import MANIFEST_FILE, load_record, verify_manifest, write_record
+from harness.storage import MANIFEST_FILE, verify_manifest, write_record
 
 REPO = Path(__file__).resolve().parents[2]
 

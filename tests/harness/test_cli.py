@@ -10,7 +10,7 @@ import time
 import pytest
 
 from harness import storage
-from harness.records import CaseResult, EnvRecord
+from harness.records import EnvRecord
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
