@@ -64,6 +64,8 @@ def bench(
     resume: bool = typer.Option(False, "--resume", help="Skip cases whose result file already exists."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Plain log lines instead of a progress bar."),
     no_correctness: bool = typer.Option(False, "--no-correctness", help="Skip the float64 correctness check."),
+    no_census: bool = typer.Option(False, "--no-census", help="Skip the per-case kernel census (torch.profiler)."),
+    no_ceilings: bool = typer.Option(False, "--no-ceilings", help="Skip measuring the device's matmul and copy ceilings."),
 ) -> None:
     """Measure every case of a profile, plan file or flag set; write one result file per case."""
     from harness import plan as planmod
@@ -102,6 +104,10 @@ def bench(
         the_plan.timing = replace(the_plan.timing, **updates)
     if no_correctness:
         the_plan.check_correctness = False
+    if no_census:
+        the_plan.census = False
+    if no_ceilings:
+        the_plan.ceilings = False
 
     from harness.sweep import run_sweep
 

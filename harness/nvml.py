@@ -82,6 +82,23 @@ class Nvml:
         except Exception:
             return []
 
+    def clocks(self) -> tuple[int | None, int | None]:
+        """(SM clock, memory clock) in MHz now; None where NVML cannot read it."""
+        if not self.ok:
+            return None, None
+        out: list[int | None] = []
+        for kind in (getattr(self._nv, "NVML_CLOCK_SM", 1), getattr(self._nv, "NVML_CLOCK_MEM", 2)):
+            try:
+                out.append(int(self._nv.nvmlDeviceGetClockInfo(self._h, kind)))
+            except Exception:
+                out.append(None)
+        return out[0], out[1]
+
+    def sample(self) -> tuple[list[str], int | None, int | None]:
+        """What the timer reads after every batch: clock-event reasons and the two clocks."""
+        sm, mem = self.clocks()
+        return self.throttle_reasons(), sm, mem
+
     def state(self, unavailable: dict[str, str], prefix: str) -> GpuState:
         nv, h = self._nv, self._h
         r = lambda fn, name: self._read(fn, f"{prefix}.{name}", unavailable)  # noqa: E731

@@ -54,6 +54,8 @@ class Plan:
     # threads on a busy 2-core machine every parallel op waited a scheduler timeslice for its
     # descheduled worker (flash read 8 ms instead of 0.17 ms), and rankings flipped.
     cpu_threads: Optional[int] = None
+    census: bool = True  # a kernel census per case (harness/census.py)
+    ceilings: bool = True  # measure the device's ceilings before the cases (harness/ceilings.py)
 
 
 # The default full sweep of the issue: B=32, H=8, D=64, fp16, S in 128..4096, every SDPA backend.
@@ -186,7 +188,7 @@ def from_yaml(path: Path | str, device: str) -> Plan:
     version = data.get("schema_version", PLAN_SCHEMA_VERSION)
     if version != PLAN_SCHEMA_VERSION:
         raise HarnessError(f"{path}: schema_version: this harness reads plan version {PLAN_SCHEMA_VERSION}, got {version!r}")
-    unknown = set(data) - {"schema_version", "timing", "defaults", "cases", "check_correctness", "cpu_threads"}
+    unknown = set(data) - {"schema_version", "timing", "defaults", "cases", "check_correctness", "cpu_threads", "census", "ceilings"}
     if unknown:
         raise HarnessError(f"{path}: unknown top-level field(s) {', '.join(sorted(unknown))}")
     defaults = data.get("defaults") or {}
@@ -209,7 +211,14 @@ def from_yaml(path: Path | str, device: str) -> Plan:
     threads = data.get("cpu_threads")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
         raise HarnessError(f"{path}: cpu_threads: must be a positive integer, got {threads!r}")
-    return Plan(cases=_dedupe(cases), timing=timing, source=f"plan:{path}", check_correctness=check, cpu_threads=threads)
+    switches = {}
+    for key in ("census", "ceilings"):
+        value = data.get(key, True)
+        if not isinstance(value, bool):
+            raise HarnessError(f"{path}: {key}: must be true or false, got {value!r}")
+        switches[key] = value
+    return Plan(cases=_dedupe(cases), timing=timing, source=f"plan:{path}", check_correctness=check, cpu_threads=threads,
+                **switches)
 
 
 def from_flags(

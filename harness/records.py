@@ -18,12 +18,17 @@ from typing import Any, Optional, TypeVar, Union
 
 from harness.errors import RecordError
 
-SCHEMA_VERSION = 1
+# Format history (readers accept every older version):
+#   1  2026-11-24  first release (H100 references)
+#   2  2026-11-29  lock without the NaN fill (timings of version 1 include it); CaseResult.census,
+#                  CaseResult.unavailable, Timing.clocks; ceilings.json (CeilingsRecord)
+SCHEMA_VERSION = 2
 
 # The kinds of record, as written in each file's "kind" field.
 KIND_CASE = "case_result"
 KIND_ENV = "env"
 KIND_MANIFEST = "manifest"
+KIND_CEILINGS = "ceilings"
 
 BACKENDS_SDPA = ("flash", "efficient", "cudnn", "math", "default")
 DTYPES = ("float16", "bfloat16", "float32")
@@ -101,6 +106,20 @@ class TimingSummary:
 
 
 @dataclass
+class ClockStats:
+    """NVML clocks read after every batch of samples while the case was timed: a slower card
+    state (a power cap pulling the SM clock down) is told apart from a slower kernel by these."""
+
+    readings: int
+    sm_mhz_median: Optional[float]
+    sm_mhz_min: Optional[float]
+    sm_mhz_max: Optional[float]
+    mem_mhz_median: Optional[float]
+    mem_mhz_min: Optional[float]
+    mem_mhz_max: Optional[float]
+
+
+@dataclass
 class Timing:
     method: str  # "cuda_graph" | "cuda_events" | "perf_counter"
     fallback_reason: Optional[str]  # why the preferred method was not used, else None
@@ -109,6 +128,36 @@ class Timing:
     repetitions: list[Repetition]
     summary: TimingSummary
     throttle_reasons: list[str] = field(default_factory=list)  # NVML clock-event reasons seen
+    clocks: Optional[ClockStats] = None  # None on the CPU or without NVML (CaseResult.unavailable)
+    # The lock's fill setting read in the timing process right before sampling (issue 8: it must
+    # be off there, not only where the lock was applied).
+    fill_uninitialized_memory: Optional[bool] = None
+
+
+# --------------------------------------------------------------------------- kernel census
+@dataclass
+class CensusEntry:
+    """One GPU activity (or, on the CPU, one ATen operator) of a case's call."""
+
+    name: str  # the kernel's full name as the profiler reports it
+    kind: str  # kernel | memset | memcpy | cpu_op
+    launches_per_call: float
+    ms_per_call: float  # device time per call (CPU: self time per call)
+    share_of_median: Optional[float]  # ms_per_call / the case's median
+
+
+@dataclass
+class Census:
+    """What ran in a case's call, from one profiled graph replay (harness/census.py)."""
+
+    method: str
+    calls: int  # calls in the profiled replay
+    entries: list[CensusEntry]
+    ms_per_call: float  # all device activities (CPU: all operators' self time) per call
+    share_of_median: Optional[float]
+    unlocked_entries: list[CensusEntry] = field(default_factory=list)  # the same call, lock lifted
+    matches_unlocked: Optional[bool] = None  # same activities and launches per call
+    differences: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- the other parts
@@ -149,6 +198,8 @@ class CaseResult:
     throughput: Optional[Throughput] = None
     memory: Optional[Memory] = None
     correctness: Optional[Correctness] = None
+    census: Optional[Census] = None
+    unavailable: dict[str, str] = field(default_factory=dict)  # field -> why it is None
     started_at: str = ""
     finished_at: str = ""
     harness_version: str = ""
@@ -218,6 +269,48 @@ class Manifest:
     harness_version: str
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_MANIFEST
+
+
+# --------------------------------------------------------------------------- the card's ceilings
+@dataclass
+class Ceiling:
+    """A ceiling of the device measured in the same run as the cases: share of peak needs no
+    peaks file from another machine."""
+
+    metric: str  # matmul_tflops | copy_gbps (an elementwise kernel) | memcpy_gbps (Tensor.copy_)
+    value: float  # at the median time
+    unit: str  # TFLOP/s | GB/s
+    dtype: Optional[str]
+    what: str  # the operation and its size
+    median_ms: float
+    ci_low_ms: float
+    ci_high_ms: float
+    work: float  # FLOP or bytes per call (bytes read + written for the copy)
+    n_samples: int
+
+
+@dataclass
+class CeilingsRecord:
+    """ceilings.json: the device's compute and memory ceilings, measured before the cases."""
+
+    created_at: str
+    device: str
+    gpu_name: Optional[str]
+    ceilings: list[Ceiling]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    kind: str = KIND_CEILINGS
+
+    def get(self, metric: str) -> Optional[Ceiling]:
+        for c in self.ceilings:
+            if c.metric == metric:
+                return c
+        return None
+
+    def bandwidth(self) -> Optional[Ceiling]:
+        """The memory roof: the faster of the measured copies."""
+        copies = [c for c in self.ceilings if c.metric in ("copy_gbps", "memcpy_gbps")]
+        return max(copies, key=lambda c: c.value) if copies else None
 
 
 # --------------------------------------------------------------------------- (de)serialisation
@@ -294,7 +387,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     return cls(**kwargs)
 
 
-_KIND_TO_CLASS = {KIND_CASE: CaseResult, KIND_ENV: EnvRecord, KIND_MANIFEST: Manifest}
+_KIND_TO_CLASS = {KIND_CASE: CaseResult, KIND_ENV: EnvRecord, KIND_MANIFEST: Manifest, KIND_CEILINGS: CeilingsRecord}
 
 
 def load_json(path: Path | str) -> Any:

@@ -11,10 +11,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, stats, workloads
+from harness import __version__, envlock, stats, workloads
 from harness.nvml import BENIGN_REASONS, Nvml
 from harness.plan import TimingConfig
-from harness.records import CaseResult, CaseSpec, Correctness, Memory, Throughput, Timing
+from harness.records import CaseResult, CaseSpec, ClockStats, Correctness, Memory, Throughput, Timing
 from harness.storage import utc_now
 from harness.timing import RepetitionTiming, measure_cpu, measure_cuda
 
@@ -64,8 +64,10 @@ def check_correctness(workload, spec: CaseSpec, seed: int) -> Correctness:
 
     inputs = workload.make_inputs(spec, seed)
     fn = workload.make_fn(spec, inputs)
-    out = _first_call(fn)
-    again = fn()
+    # Outputs NaN-poisoned here (and only here): an element the kernel never wrote fails.
+    with envlock.poisoned():
+        out = _first_call(fn)
+        again = fn()
     bitwise = bool(torch.equal(out, again))
     ref = workload.reference(spec, inputs)
     diff = torch.linalg.vector_norm((out.double() - ref).flatten())
@@ -117,7 +119,7 @@ def _fit_check(spec: CaseSpec, predicted: int) -> None:
 
 def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int | None, nvml: Nvml | None) -> list[RepetitionTiming]:
     out = []
-    probe = nvml.throttle_reasons if nvml is not None and nvml.ok else None
+    probe = nvml.sample if nvml is not None and nvml.ok else None
     for rep in range(cfg.repeats):
         # Each repetition gets fresh inputs, fresh allocations and a fresh graph, so the spread
         # between repetitions shows run-to-run variation, not only sample noise.
@@ -125,11 +127,45 @@ def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int
         inputs = workload.make_inputs(spec, cfg.seed + 7919 * (rep + 1))
         fn = workload.make_fn(spec, inputs)
         if spec.device == "cuda":
-            out.append(measure_cuda(fn, cfg, cache=spec.cache, l2_bytes=l2_bytes, throttle_probe=probe))
+            out.append(measure_cuda(fn, cfg, cache=spec.cache, l2_bytes=l2_bytes, probe=probe))
         else:
             out.append(measure_cpu(fn, cfg))
         del fn, inputs
     return out
+
+
+def clock_stats(readings: list[tuple[int | None, int | None]]) -> ClockStats | None:
+    if not readings:
+        return None
+    import numpy as np
+
+    def col(i: int) -> tuple[float | None, float | None, float | None]:
+        vals = [r[i] for r in readings if r[i] is not None]
+        if not vals:
+            return None, None, None
+        return float(np.median(vals)), float(min(vals)), float(max(vals))
+
+    sm, mem = col(0), col(1)
+    return ClockStats(readings=len(readings), sm_mhz_median=sm[0], sm_mhz_min=sm[1], sm_mhz_max=sm[2],
+                      mem_mhz_median=mem[0], mem_mhz_min=mem[1], mem_mhz_max=mem[2])
+
+
+def _census(workload, spec: CaseSpec, seed: int, median_ms: float, result: CaseResult) -> None:
+    from harness import census
+
+    def make_fn():
+        return workload.make_fn(spec, workload.make_inputs(spec, seed))
+
+    try:
+        result.census = census.take(make_fn, spec.device, median_ms)
+    except census.CensusUnavailable as exc:
+        result.unavailable["census"] = str(exc)
+    except (RuntimeError, ValueError, TypeError, AssertionError) as exc:
+        # The census explains a timing; its failure must not throw the timing away.
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        result.unavailable["census"] = f"census failed: {type(exc).__name__}: {msg}"
+    if result.census is not None and not result.census.matches_unlocked and result.timing is not None:
+        result.timing.summary.flags = sorted(set(result.timing.summary.flags) | {"census_lock_differs"})
 
 
 def run_case(
@@ -139,6 +175,7 @@ def run_case(
     check_correctness_first: bool = True,
     l2_bytes: int | None = None,
     nvml: Nvml | None = None,
+    census: bool = True,
 ) -> CaseResult:
     import torch
 
@@ -162,6 +199,7 @@ def run_case(
                 )
                 return result
         result.memory = _measure_memory(workload, spec, timing.seed + 1, predicted)
+        fill_in_force = envlock.fill_uninitialized()
         reps = _time_repetitions(workload, spec, timing, l2_bytes, nvml)
         summary = stats.summarize_repetitions(
             [r.repetition.samples_ms for r in reps], [r.repetition.converged for r in reps], seed=timing.seed
@@ -176,10 +214,19 @@ def run_case(
             repetitions=[r.repetition for r in reps],
             summary=summary,
             throttle_reasons=throttles,
+            clocks=clock_stats([c for r in reps for c in r.clock_readings]),
+            fill_uninitialized_memory=fill_in_force,
         )
+        if result.timing.clocks is None:
+            result.unavailable["timing.clocks"] = ("run on the CPU" if spec.device != "cuda"
+                                                   else (nvml.error if nvml is not None and nvml.error else "NVML unavailable"))
         flops, nbytes = workload.flops(spec), workload.bytes_moved(spec)
         sec = summary.median_ms / 1e3
         result.throughput = Throughput(flops=flops, bytes=nbytes, tflops=flops / sec / 1e12, gbps=nbytes / sec / 1e9)
+        if census:
+            _census(workload, spec, timing.seed + 2, summary.median_ms, result)
+        else:
+            result.unavailable["census"] = "not taken (census: false in the plan, or --no-census)"
     except CaseSkipped as exc:
         result.status, result.reason = "skipped", str(exc)
     except torch.cuda.OutOfMemoryError as exc:

@@ -2,6 +2,7 @@
 
 Layout of an output folder:
     env.json                 EnvRecord
+    ceilings.json            CeilingsRecord: the device's ceilings, measured before the cases
     cases/<case_id>.json     CaseResult, one per case, written as each case finishes
     manifest.json            Manifest: sha256 of every other file, rewritten after each case
     run.json                 (host side) how the run was launched
@@ -19,9 +20,10 @@ from typing import Any, Iterator
 
 from harness import __version__
 from harness.errors import RecordError
-from harness.records import CaseResult, EnvRecord, Manifest, load_record, to_json
+from harness.records import CaseResult, CeilingsRecord, EnvRecord, Manifest, load_record, to_json
 
 ENV_FILE = "env.json"
+CEILINGS_FILE = "ceilings.json"
 MANIFEST_FILE = "manifest.json"
 CASES_DIR = "cases"
 # Written into a results folder after the run by `artifact check` / `artifact report`.
@@ -120,3 +122,11 @@ def load_cases(out: Path | str) -> list[CaseResult]:
 
 def load_env(out: Path | str) -> EnvRecord:
     return load_record(Path(out) / ENV_FILE, EnvRecord)
+
+
+def load_ceilings(out: Path | str) -> CeilingsRecord | None:
+    """ceilings.json, or None when the run did not measure them (older runs, ceilings: false)."""
+    path = Path(out) / CEILINGS_FILE
+    if not path.is_file():
+        return None
+    return load_record(path, CeilingsRecord)

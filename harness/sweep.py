@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness import envlock, fingerprint, storage
+from harness import ceilings, envlock, fingerprint, storage
 from harness.display import console, reasons, results_table
 from harness.errors import RecordError
 from harness.nvml import Nvml
@@ -43,6 +43,14 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
     con.print(f"[bold]harness[/] {len(plan.cases)} cases on {where} ({plan.source}) -> {out}")
     for name, why in failures.items():
         con.print(f"[yellow]lock: {name}: {why}[/]")
+    if plan.ceilings and not (resume and (out / storage.CEILINGS_FILE).is_file()):
+        t = time.perf_counter()
+        record = ceilings.measure(device, env.gpu.name if env.gpu else None, seed=plan.timing.seed)
+        storage.write_record(out / storage.CEILINGS_FILE, record)
+        storage.write_manifest(out)
+        found = ", ".join(f"{c.metric.split('_')[0]} {c.value:g} {c.unit}" for c in record.ceilings) or "none"
+        con.print(f"ceilings: {found} ({time.perf_counter() - t:.1f} s)"
+                  + "".join(f"; {k} unavailable: {v}" for k, v in record.unavailable.items()))
 
     results: list[CaseResult] = []
     todo = []
@@ -69,7 +77,8 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
             label = f"{spec.backend} S={spec.seq}"
             if bar is not None:
                 bar.update(task, description=f"{label:<18}")
-            result = run_case(spec, plan.timing, check_correctness_first=plan.check_correctness, l2_bytes=l2, nvml=nvml)
+            result = run_case(spec, plan.timing, check_correctness_first=plan.check_correctness, l2_bytes=l2, nvml=nvml,
+                              census=plan.census)
             storage.write_case(out, result)
             storage.write_manifest(out)
             results.append(result)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -32,6 +32,10 @@ from harness.stats import median_ci_distribution_free, median_ci_min_samples
 MAX_INNER = 4096  # bounds graph size (and capture time) for the tiniest kernels
 
 
+# What an NVML probe returns after a batch: clock-event reasons, SM clock MHz, memory clock MHz.
+ProbeReading = tuple[list[str], Optional[int], Optional[int]]
+
+
 @dataclass
 class RepetitionTiming:
     repetition: Repetition
@@ -40,6 +44,7 @@ class RepetitionTiming:
     warmup_calls: int
     throttle_reasons: set[str] = field(default_factory=set)
     flags: set[str] = field(default_factory=set)
+    clock_readings: list[tuple[Optional[int], Optional[int]]] = field(default_factory=list)
 
 
 def rel_halfwidth(samples: list[float], level: float = 0.95) -> float | None:
@@ -135,7 +140,7 @@ def _warmup_cuda(fn: Callable[[], Any], cfg: TimingConfig) -> tuple[int, float]:
     return calls, est
 
 
-def _capture(fn: Callable[[], Any], inner: int):
+def capture_graph(fn: Callable[[], Any], inner: int):
     import torch
 
     graph = torch.cuda.CUDAGraph()
@@ -155,7 +160,7 @@ def measure_cuda(
     *,
     cache: str = "warm",
     l2_bytes: int | None = None,
-    throttle_probe: Callable[[], list[str]] | None = None,
+    probe: Callable[[], ProbeReading] | None = None,
 ) -> RepetitionTiming:
     import torch
 
@@ -164,7 +169,7 @@ def measure_cuda(
     inner = 1 if cold else int(min(MAX_INNER, max(1, round(cfg.sample_target_ms / max(est_ms, 1e-4)))))
     method, fallback = "cuda_graph", None
     try:
-        graph = _capture(fn, inner)
+        graph = capture_graph(fn, inner)
         if not cold:
             # Eager launches of a ~10 us kernel are host-bound, so the warm-up estimate can be
             # 10x too long; re-derive `inner` from a replay of the graph itself.
@@ -178,7 +183,7 @@ def measure_cuda(
             if want > 1.5 * inner:
                 del graph
                 inner = want
-                graph = _capture(fn, inner)
+                graph = capture_graph(fn, inner)
         run = graph.replay
     except Exception as exc:  # capture refused (e.g. a host sync inside the kernel wrapper)
         torch.cuda.synchronize()
@@ -197,6 +202,7 @@ def measure_cuda(
 
     throttles: set[str] = set()
     flags: set[str] = set()
+    clocks: list[tuple[Optional[int], Optional[int]]] = []
     stop = _Stopper(cfg)
     samples: list[float] = []
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(cfg.batch)]
@@ -223,9 +229,13 @@ def measure_cuda(
             # read several times its graph-replay time; bench/h100/modes/).
             flags.add("host_bound")
         samples.extend(x / inner for x in batch)
-        if throttle_probe is not None:
-            throttles.update(throttle_probe())
+        if probe is not None:
+            # Read right after the batch's last event: the clocks have not had time to fall back
+            # from their loaded state (they take milliseconds, the read microseconds).
+            reasons, sm_mhz, mem_mhz = probe()
+            throttles.update(reasons)
+            clocks.append((sm_mhz, mem_mhz))
         if stop.done(samples):
             break
     del flush
-    return RepetitionTiming(stop.repetition(samples, inner), method, fallback, warmup_calls, throttles, flags)
+    return RepetitionTiming(stop.repetition(samples, inner), method, fallback, warmup_calls, throttles, flags, clocks)

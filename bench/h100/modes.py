@@ -54,17 +54,17 @@ def main() -> int:
             record("cold", run_case(replace(warm, cache="cold"), cfg, l2_bytes=l2))
     record("repeats3", run_case(CaseSpec("sdpa", "cudnn", 32, 8, 512, 64), replace(cfg, repeats=3), l2_bytes=l2))
 
-    real_capture = timing._capture
+    real_capture = timing.capture_graph
 
     def refuse(fn, inner):
         raise RuntimeError("capture refused (planted by bench/h100/modes.py)")
 
-    timing._capture = refuse
+    timing.capture_graph = refuse
     try:
         record("eager", run_case(CaseSpec("sdpa", "flash", 32, 8, 4096, 64), cfg, l2_bytes=l2))
         record("eager", run_case(CaseSpec("sdpa", "flash", 32, 8, 128, 64), cfg, l2_bytes=l2))
     finally:
-        timing._capture = real_capture
+        timing.capture_graph = real_capture
     doc = {"schema_version": 1, "kind": "timing_modes", "gpu": torch.cuda.get_device_name(0), "created_at": storage.utc_now(),
            "rows": rows}
     storage.atomic_write_text(args.out / "modes.json", json.dumps(doc, indent=2) + "\n")

@@ -30,7 +30,9 @@ from pathlib import Path
 
 BATCH, HEADS = 32, 8
 SEQS = (128, 512, 1024, 2048, 4096)
-MATMUL_PEAK_TFLOPS = 687.0  # fp16 matmul on this H100, measured by the lead (issue 5)
+# fp16 matmul ceiling for the share column: the H100 lead's 687 (issue 5); the H200 sweep
+# passes its own, measured in the same call (--matmul-peak).
+MATMUL_PEAK_TFLOPS = float(os.environ.get("MATMUL_PEAK_TFLOPS", "687.0"))
 
 
 def space_d64() -> list[dict]:
@@ -147,6 +149,7 @@ def cfg_str(c):
     s += " ws" if c["warp_specialize"] else ""
     s += " rev" if c["reverse_m"] else ""
     s += " e16" if c.get("exp_f16") else ""
+    s += " pipe" if c.get("pipeline_qk") else ""
     return s
 
 
@@ -190,8 +193,10 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=12)
     ap.add_argument("--topk", type=int, default=4)
-    ap.add_argument("--phase", choices=("landscape", "exp"), default="landscape",
-                    help="landscape: run 1 (phases A, B1, B2); exp: the leaders with and without exp_f16")
+    ap.add_argument("--phase", choices=("landscape", "exp", "sweep"), default="landscape",
+                    help="landscape: run 1 (phases A, B1, B2); exp: the leaders with and without exp_f16; "
+                         "sweep: the H200 search with pipeline_qk (issue 11), every S, causal, bf16, D=128")
+    ap.add_argument("--budget-s", type=float, default=330.0, help="sweep: stop starting new phases after this")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -212,6 +217,8 @@ def main() -> int:
     t0 = time.perf_counter()
     if args.phase == "exp":
         return exp_phase(args, meta, rows, seed, t0)
+    if args.phase == "sweep":
+        return sweep_phase(args, meta, rows, seed, t0)
 
     # ---- phase A: the D=64 fp16 space at the seed shape and at S=4096
     space = space_d64()
@@ -298,6 +305,91 @@ def exp_phase(args, meta, rows, seed, t0) -> int:
             table(best(rs, 8) + rs_s + [r for r in rs if r["status"] != "ok"][:4],
                   f"exp {title} S={seq}: fastest 8, SDPA, failures ({time.perf_counter() - t0:.0f} s)")
             (args.out / "tune.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+    meta["gpu_state_after"] = gpu_state()
+    meta["wall_s"] = round(time.perf_counter() - t0, 1)
+    (args.out / "tune.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+    print(f"\nwall {meta['wall_s']} s; after: {meta['gpu_state_after']}")
+    return 0
+
+
+def space_sweep() -> list[dict]:
+    """The D=64 fp16 space of the H200 search: the run-1 grid without its slow corner (64-row
+    blocks on 8 warps), each with and without the hand-pipelined loop, and the warp-specialised
+    variants that compile (8 warps)."""
+    out = []
+    for bm, bn, w, s, tma, pipe in itertools.product((128, 64), (128, 64), (4, 8), (3, 2, 4), (True, False), (False, True)):
+        if bm == 64 and w == 8:
+            continue
+        out.append(dict(BLOCK_M=bm, BLOCK_N=bn, num_warps=w, num_stages=s, use_tma=tma, warp_specialize=False,
+                        reverse_m=False, exp_f16=False, pipeline_qk=pipe))
+    for bn, s in itertools.product((64, 128), (2, 3)):
+        out.append(dict(BLOCK_M=128, BLOCK_N=bn, num_warps=8, num_stages=s, use_tma=True, warp_specialize=True,
+                        reverse_m=False, exp_f16=False, pipeline_qk=False))
+    return out
+
+
+def sweep_phase(args, meta, rows, seed, t0) -> int:
+    """Issue 11 on the H200: (1) every config of space_sweep() at S=1024 and S=4096; (2) the best
+    of both at every S, twice, next to flash and cudnn twice (the noise is visible); (3) causal,
+    bf16 and D=128 at S=512 and 4096 over the leaders, so each group gets a tuned config."""
+    space = space_sweep()
+    save = lambda: (args.out / "tune.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))  # noqa: E731
+    errs = compile_all([(dict(seq=1024), c) for c in space], args.workers)
+    a_rows = {}
+    for seq in (1024, 4096):
+        a_rows[seq] = [measure(_spec(seq, c), seed := seed + 1, rows, "S1", e) for c, e in zip(space, errs)]
+        a_rows[seq] += sdpa_rows(dict(seq=seq), rows, "S1", seed := seed + 1)
+        table(sorted(a_rows[seq], key=lambda r: r.get("median_ms", 1e9))[:14] + [r for r in a_rows[seq] if r["workload"] == "sdpa"],
+              f"sweep 1, S={seq}: fastest 14 configs and SDPA ({time.perf_counter() - t0:.0f} s)")
+        table([r for r in a_rows[seq] if r["status"] != "ok"][:6], f"sweep 1, S={seq}: failures (first 6)")
+        save()
+    tri = lambda rs: [r for r in rs if r["workload"] == "triton_attention"]  # noqa: E731
+    top: list[dict] = []
+    for seq in (1024, 4096):
+        for r in best(tri(a_rows[seq]), 4):
+            if r["config"] not in top:
+                top.append(r["config"])
+    b_rows = []
+    for seq in SEQS:
+        for rnd in range(2):
+            for c in top:
+                b_rows.append(measure(_spec(seq, c), seed := seed + 1, rows, f"S2r{rnd}"))
+            for b in ("flash", "cudnn"):
+                b_rows.append(measure(_spec(seq, backend=b, workload="sdpa"), seed := seed + 1, rows, f"S2r{rnd}"))
+        save()
+    table(b_rows, f"sweep 2: leaders across the sweep, two rounds ({time.perf_counter() - t0:.0f} s)")
+    if time.perf_counter() - t0 > args.budget_s:
+        print("budget spent: no group phase", flush=True)
+        return _finish(args, meta, rows, t0)
+    leaders = top + [r["config"] for r in best(tri(a_rows[1024]), 10) if r["config"] not in top]
+    groups = (("causal", dict(causal=True)), ("bf16", dict(dtype="bfloat16")), ("D=128", dict(head_dim=128)))
+    jobs, owners = [], []
+    for title, kw in groups:
+        cfgs = []
+        for c in leaders:
+            c = {**c, "pipeline_qk": c["pipeline_qk"] and not kw.get("causal", False)}
+            if kw.get("causal") and c["BLOCK_M"] % c["BLOCK_N"]:
+                continue
+            if c not in cfgs:
+                cfgs.append(c)
+        for c in cfgs:
+            jobs.append((dict(seq=512, **kw), c))
+            owners.append(title)
+    errs = compile_all(jobs, args.workers)
+    for title, kw in groups:
+        mine = [(j[1], e) for j, e, o in zip(jobs, errs, owners) if o == title]
+        for seq in (512, 4096):
+            if time.perf_counter() - t0 > args.budget_s:
+                print(f"budget spent before {title} S={seq}", flush=True)
+                return _finish(args, meta, rows, t0)
+            rs = [measure(_spec(seq, c, **kw), seed := seed + 1, rows, f"G-{title}", e) for c, e in mine]
+            rs_s = [measure(_spec(seq, backend=b, workload="sdpa", **kw), seed := seed + 1, rows, f"G-{title}") for b in ("flash", "cudnn")]
+            table(best(rs, 5) + rs_s, f"group {title} S={seq}: fastest 5 and SDPA ({time.perf_counter() - t0:.0f} s)")
+            save()
+    return _finish(args, meta, rows, t0)
+
+
+def _finish(args, meta, rows, t0) -> int:
     meta["gpu_state_after"] = gpu_state()
     meta["wall_s"] = round(time.perf_counter() - t0, 1)
     (args.out / "tune.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
