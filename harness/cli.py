@@ -130,6 +130,50 @@ def env(
     typer.echo(f"wrote {Path(out) / storage.ENV_FILE}")
 
 
+@app.command()
+def profile(
+    case_file: Optional[Path] = typer.Argument(None, help="A case file (RESULTS/cases/<case_id>.json) to profile; or give the case by flags."),
+    out: Path = typer.Option(..., "--out", help="Folder for ncu-<case_id>.ncu-rep and ncu-<case_id>.json."),
+    workload: str = typer.Option("sdpa", help="With flags: sdpa or triton_attention."),
+    backend: Optional[str] = typer.Option(None, help="With flags: the backend (flash, cudnn, ... or triton)."),
+    seq: Optional[int] = typer.Option(None, min=1),
+    batch: int = typer.Option(32, min=1),
+    heads: int = typer.Option(8, min=1),
+    head_dim: int = typer.Option(64, "--head-dim", min=1),
+    dtype: str = typer.Option("float16"),
+    causal: bool = typer.Option(False, "--causal"),
+    config: Optional[str] = typer.Option(None, help="With flags: the candidate's config as JSON."),
+    seed: int = typer.Option(1234),
+) -> None:
+    """Nsight Compute on one call of one case: throughput, occupancy, registers, the limiter ncu names."""
+    import json
+
+    from harness import ncu, plan as planmod, storage
+    from harness.errors import RecordError
+    from harness.records import CaseResult, CaseSpec
+
+    if case_file is not None:
+        try:
+            spec = storage.load_record(case_file, CaseResult).case
+        except RecordError as exc:
+            raise HarnessError(str(exc)) from None
+    else:
+        if backend is None or seq is None:
+            raise HarnessError("give a case file, or the case by --backend and --seq (and --workload for the candidate)")
+        cfg = None
+        if config:
+            try:
+                cfg = json.loads(config)
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"--config: not valid JSON ({exc.msg}); give e.g. '{{\"BLOCK_M\": 128, ...}}'") from None
+        spec = planmod.validate_case(CaseSpec(workload=workload, backend=backend, batch=batch, heads=heads, seq=seq,
+                                              head_dim=head_dim, dtype=dtype, causal=causal, device="cuda", config=cfg), "case")
+    record = ncu.profile_case(spec, out, seed=seed)
+    for line in ncu.summary_lines(record):
+        typer.echo(line)
+    typer.echo(f"wrote {out / ('ncu-' + spec.case_id + '.json')}")
+
+
 def _register_optional() -> None:
     try:
         from harness import optimize

@@ -24,9 +24,11 @@ import numpy as np
 
 from harness import stats
 from harness.errors import HarnessError
+from harness.ncu import NcuProfile
 from harness.records import CaseResult, load_record
 
-COMPARISON_SCHEMA_VERSION = 1
+# 2: `ncu`, the candidate's Nsight Compute profile when one was taken (issue 11).
+COMPARISON_SCHEMA_VERSION = 2
 
 KIND_SPEEDUP = "speedup"
 KIND_SCALING = "scaling"
@@ -66,6 +68,7 @@ class Comparison:
     baseline_repetitions: int
     candidate_repetitions: int
     notes: list[str] = field(default_factory=list)
+    ncu: Optional[NcuProfile] = None  # the candidate's profile (harness optimize, when the target is met)
     schema_version: int = COMPARISON_SCHEMA_VERSION
 
 

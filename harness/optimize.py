@@ -105,6 +105,7 @@ class OptimizeSettings:
     reuse: Optional[dict[str, Any]] = None  # a tuned config to measure instead of searching
     matmul_peak_tflops: Optional[float] = None  # for the summary's share-of-peak column
     precompile: bool = True  # on a GPU, compile the space in parallel before measuring
+    ncu: str = "target"  # Nsight Compute on the winner: "target" (when the target is met), "always", "never"
 
 
 @dataclass
@@ -459,6 +460,15 @@ def run_optimize(settings: OptimizeSettings, out: Path, *, measure: Optional[Mea
         if r.status != "ok":
             raise HarnessError(f"final measurement of {r.case.case_id} {r.status}: {r.reason}")
     comparison = compare_cases(final_base, final_cand)
+    met = comparison.speedup_ci_low is not None and comparison.speedup_ci_low >= settings.target_speedup
+    if settings.ncu == "always" or (settings.ncu == "target" and met):
+        from harness import ncu
+
+        # Why the winner is fast (or not): the hardware counters of one call, report beside the records.
+        log(f"Nsight Compute on the winner ({'target met' if met else 'asked for'}) ...")
+        comparison.ncu = ncu.profile_case(cand_spec, out, seed=settings.seed)
+        for line in ncu.summary_lines(comparison.ncu):
+            log(line)
     storage.atomic_write_text(out / "comparison.json", to_json(comparison))
 
     import platform
@@ -526,6 +536,7 @@ def summary_markdown(o: Outcome, settings: OptimizeSettings, spent_s: float) -> 
         f"Mann-Whitney U {c.mannwhitney_u:.0f}, p = {c.mannwhitney_p:.3g}.",
         *(f"- {n}" for n in c.notes),
         "",
+        *(["## Why (Nsight Compute on the candidate)", "", *_ncu_lines(c.ncu), ""] if c.ncu is not None else []),
         "## Final measurements (fresh, full timing)",
         "",
         "| case | median ms | 95% CI ms | samples | TFLOP/s | rel. error |",
@@ -560,6 +571,12 @@ def summary_markdown(o: Outcome, settings: OptimizeSettings, spent_s: float) -> 
         lines += ["", "## Search", "", "None: a tuned config was reused."]
     lines += ["", "Numbers above are read from baseline.json, search.json, comparison.json and cases/.", ""]
     return "\n".join(lines)
+
+
+def _ncu_lines(profile: Any) -> list[str]:
+    from harness import ncu
+
+    return [f"- {line}" for line in ncu.summary_lines(profile)]
 
 
 # --------------------------------------------------------------------------- the command
@@ -637,13 +654,17 @@ def register(app: Any) -> None:
         seed: int = typer.Option(1234),
         reuse_tuned: bool = typer.Option(False, "--reuse-tuned", help="Measure the saved tuned config for this GPU and shape instead of searching."),
         tuned_file: Optional[Path] = typer.Option(None, "--tuned-file", help="A tuned_config.json to measure instead of searching."),
+        config_json: Optional[str] = typer.Option(None, "--config", help="A config (JSON, every tunable) to measure instead of searching."),
         save_tuned: bool = typer.Option(False, "--save-tuned", help="Also save the winner into the harness's shipped tuned configs."),
         peak_tflops: Optional[float] = typer.Option(None, "--matmul-peak-tflops", help="Measured matmul peak, for the share-of-peak column."),
+        ncu_when: str = typer.Option("target", "--ncu", help="Nsight Compute profile of the winner: target (when the target speedup is met), always, never."),
     ) -> None:
         """Search the Triton kernel's configs at one shape and compare the winner with the best SDPA backend."""
         settings = OptimizeSettings(batch=batch, heads=heads, seq=seq, head_dim=head_dim, dtype=dtype, causal=causal,
                                     budget_s=budget_s, target_speedup=target_speedup, seed=seed,
-                                    matmul_peak_tflops=peak_tflops)
+                                    matmul_peak_tflops=peak_tflops, ncu=ncu_when)
+        if ncu_when not in ("target", "always", "never"):
+            raise HarnessError(f"--ncu: must be target, always or never, got {ncu_when!r}")
         settings.device = "cpu" if device == "cpu" else "cuda"
         _check_flags(settings)  # bad flags fail before torch loads
         settings.device = _prepare_device(device)
@@ -651,7 +672,16 @@ def register(app: Any) -> None:
         _check_kernel_supports(settings)
         from harness import tuned
 
-        if tuned_file is not None:
+        if config_json is not None:
+            import json
+
+            try:
+                settings.reuse = json.loads(config_json)
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"--config: not valid JSON ({exc.msg})") from None
+            if not isinstance(settings.reuse, dict):
+                raise HarnessError("--config: expected a JSON object of tunables")
+        elif tuned_file is not None:
             settings.reuse = tuned.load(tuned_file).config
         elif reuse_tuned:
             settings.reuse = _shipped_config(settings)

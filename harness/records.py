@@ -21,7 +21,8 @@ from harness.errors import RecordError
 # Format history (readers accept every older version):
 #   1  2026-11-24  first release (H100 references)
 #   2  2026-11-29  lock without the NaN fill (timings of version 1 include it); CaseResult.census,
-#                  CaseResult.unavailable, Timing.clocks; ceilings.json (CeilingsRecord)
+#                  CaseResult.unavailable, CaseResult.phases_s, Timing.clocks,
+#                  Timing.fill_uninitialized_memory; ceilings.json (CeilingsRecord)
 SCHEMA_VERSION = 2
 
 # The kinds of record, as written in each file's "kind" field.
@@ -200,6 +201,9 @@ class CaseResult:
     correctness: Optional[Correctness] = None
     census: Optional[Census] = None
     unavailable: dict[str, str] = field(default_factory=dict)  # field -> why it is None
+    # Wall seconds per phase of this case: correctness, memory, warmup (warm-up, calibration,
+    # capture), sampling, census. Summed by the launcher into run.json's cost of a reproduction.
+    phases_s: dict[str, float] = field(default_factory=dict)
     started_at: str = ""
     finished_at: str = ""
     harness_version: str = ""
@@ -298,6 +302,7 @@ class CeilingsRecord:
     gpu_name: Optional[str]
     ceilings: list[Ceiling]
     unavailable: dict[str, str] = field(default_factory=dict)
+    wall_s: Optional[float] = None  # what measuring them cost
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_CEILINGS
 

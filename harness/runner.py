@@ -179,8 +179,17 @@ def run_case(
 ) -> CaseResult:
     import torch
 
+    import time
+
     started = utc_now()
     result = CaseResult(case=spec, status="ok", started_at=started, harness_version=__version__)
+    mark = [time.perf_counter()]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        result.phases_s[name] = round(result.phases_s.get(name, 0.0) + now - mark[0], 4)
+        mark[0] = now
+
     try:
         workload = workloads.get(spec.workload)
         reason = workload.check_supported(spec)
@@ -191,6 +200,7 @@ def run_case(
         if check_correctness_first:
             result.correctness = check_correctness(workload, spec, timing.seed)
             _free_memory()
+            phase("correctness")
             if not result.correctness.passed:
                 result.status = "failed"
                 result.reason = (
@@ -199,8 +209,13 @@ def run_case(
                 )
                 return result
         result.memory = _measure_memory(workload, spec, timing.seed + 1, predicted)
+        phase("memory")
         fill_in_force = envlock.fill_uninitialized()
         reps = _time_repetitions(workload, spec, timing, l2_bytes, nvml)
+        setup = sum(r.setup_s for r in reps)
+        phase("timing")
+        result.phases_s["warmup"] = round(setup, 4)
+        result.phases_s["sampling"] = round(result.phases_s.pop("timing") - setup, 4)
         summary = stats.summarize_repetitions(
             [r.repetition.samples_ms for r in reps], [r.repetition.converged for r in reps], seed=timing.seed
         )
@@ -225,6 +240,7 @@ def run_case(
         result.throughput = Throughput(flops=flops, bytes=nbytes, tflops=flops / sec / 1e12, gbps=nbytes / sec / 1e9)
         if census:
             _census(workload, spec, timing.seed + 2, summary.median_ms, result)
+            phase("census")
         else:
             result.unavailable["census"] = "not taken (census: false in the plan, or --no-census)"
     except CaseSkipped as exc:

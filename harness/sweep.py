@@ -46,6 +46,7 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
     if plan.ceilings and not (resume and (out / storage.CEILINGS_FILE).is_file()):
         t = time.perf_counter()
         record = ceilings.measure(device, env.gpu.name if env.gpu else None, seed=plan.timing.seed)
+        record.wall_s = round(time.perf_counter() - t, 3)
         storage.write_record(out / storage.CEILINGS_FILE, record)
         storage.write_manifest(out)
         found = ", ".join(f"{c.metric.split('_')[0]} {c.value:g} {c.unit}" for c in record.ceilings) or "none"

@@ -45,6 +45,7 @@ class RepetitionTiming:
     throttle_reasons: set[str] = field(default_factory=set)
     flags: set[str] = field(default_factory=set)
     clock_readings: list[tuple[Optional[int], Optional[int]]] = field(default_factory=list)
+    setup_s: float = 0.0  # warm-up, calibration and graph capture before the first sample
 
 
 def rel_halfwidth(samples: list[float], level: float = 0.95) -> float | None:
@@ -105,6 +106,7 @@ def measure_cpu(fn: Callable[[], Any], cfg: TimingConfig) -> RepetitionTiming:
         calls += 1
     est_ms = max((time.perf_counter() - t0) * 1e3 / calls, 1e-6)
     inner = int(min(MAX_INNER, max(1, round(cfg.sample_target_ms / est_ms))))
+    setup_s = time.perf_counter() - t0
     stop = _Stopper(cfg)
     samples: list[float] = []
     while True:
@@ -115,7 +117,7 @@ def measure_cpu(fn: Callable[[], Any], cfg: TimingConfig) -> RepetitionTiming:
             samples.append((time.perf_counter_ns() - s) / 1e6 / inner)
         if stop.done(samples):
             break
-    return RepetitionTiming(stop.repetition(samples, inner), "perf_counter", None, calls)
+    return RepetitionTiming(stop.repetition(samples, inner), "perf_counter", None, calls, setup_s=setup_s)
 
 
 # --------------------------------------------------------------------------- CUDA
@@ -164,6 +166,7 @@ def measure_cuda(
 ) -> RepetitionTiming:
     import torch
 
+    t_setup = time.perf_counter()
     warmup_calls, est_ms = _warmup_cuda(fn, cfg)
     cold = cache == "cold"
     inner = 1 if cold else int(min(MAX_INNER, max(1, round(cfg.sample_target_ms / max(est_ms, 1e-4)))))
@@ -203,6 +206,7 @@ def measure_cuda(
     throttles: set[str] = set()
     flags: set[str] = set()
     clocks: list[tuple[Optional[int], Optional[int]]] = []
+    setup_s = time.perf_counter() - t_setup
     stop = _Stopper(cfg)
     samples: list[float] = []
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(cfg.batch)]
@@ -238,4 +242,5 @@ def measure_cuda(
         if stop.done(samples):
             break
     del flush
-    return RepetitionTiming(stop.repetition(samples, inner), method, fallback, warmup_calls, throttles, flags, clocks)
+    return RepetitionTiming(stop.repetition(samples, inner), method, fallback, warmup_calls, throttles, flags, clocks,
+                            setup_s)

@@ -23,6 +23,7 @@ import itertools
 import json
 import multiprocessing as mp
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -149,7 +150,6 @@ def cfg_str(c):
     s += " ws" if c["warp_specialize"] else ""
     s += " rev" if c["reverse_m"] else ""
     s += " e16" if c.get("exp_f16") else ""
-    s += " pipe" if c.get("pipeline_qk") else ""
     return s
 
 
@@ -193,9 +193,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=12)
     ap.add_argument("--topk", type=int, default=4)
-    ap.add_argument("--phase", choices=("landscape", "exp", "sweep"), default="landscape",
+    ap.add_argument("--phase", choices=("landscape", "exp", "sweep", "final"), default="landscape",
                     help="landscape: run 1 (phases A, B1, B2); exp: the leaders with and without exp_f16; "
-                         "sweep: the H200 search with pipeline_qk (issue 11), every S, causal, bf16, D=128")
+                         "sweep: the H200 search (issue 11), every S, causal, bf16, D=128; final: the plan's config per S")
     ap.add_argument("--budget-s", type=float, default=330.0, help="sweep: stop starting new phases after this")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -219,6 +219,8 @@ def main() -> int:
         return exp_phase(args, meta, rows, seed, t0)
     if args.phase == "sweep":
         return sweep_phase(args, meta, rows, seed, t0)
+    if args.phase == "final":
+        return final_phase(args, meta, rows, seed, t0)
 
     # ---- phase A: the D=64 fp16 space at the seed shape and at S=4096
     space = space_d64()
@@ -314,17 +316,18 @@ def exp_phase(args, meta, rows, seed, t0) -> int:
 
 def space_sweep() -> list[dict]:
     """The D=64 fp16 space of the H200 search: the run-1 grid without its slow corner (64-row
-    blocks on 8 warps), each with and without the hand-pipelined loop, and the warp-specialised
-    variants that compile (8 warps)."""
+    blocks on 8 warps) and the warp-specialised variants that compile (8 warps). Run 5 also had
+    each config with a hand-pipelined loop (`pipeline_qk`, kernel of commit 8184c9a); it lost
+    1.1-4.5x everywhere and was removed from the kernel."""
     out = []
-    for bm, bn, w, s, tma, pipe in itertools.product((128, 64), (128, 64), (4, 8), (3, 2, 4), (True, False), (False, True)):
+    for bm, bn, w, s, tma in itertools.product((128, 64), (128, 64), (4, 8), (3, 2, 4), (True, False)):
         if bm == 64 and w == 8:
             continue
         out.append(dict(BLOCK_M=bm, BLOCK_N=bn, num_warps=w, num_stages=s, use_tma=tma, warp_specialize=False,
-                        reverse_m=False, exp_f16=False, pipeline_qk=pipe))
+                        reverse_m=False, exp_f16=False))
     for bn, s in itertools.product((64, 128), (2, 3)):
         out.append(dict(BLOCK_M=128, BLOCK_N=bn, num_warps=8, num_stages=s, use_tma=True, warp_specialize=True,
-                        reverse_m=False, exp_f16=False, pipeline_qk=False))
+                        reverse_m=False, exp_f16=False))
     return out
 
 
@@ -367,7 +370,6 @@ def sweep_phase(args, meta, rows, seed, t0) -> int:
     for title, kw in groups:
         cfgs = []
         for c in leaders:
-            c = {**c, "pipeline_qk": c["pipeline_qk"] and not kw.get("causal", False)}
             if kw.get("causal") and c["BLOCK_M"] % c["BLOCK_N"]:
                 continue
             if c not in cfgs:
@@ -386,6 +388,54 @@ def sweep_phase(args, meta, rows, seed, t0) -> int:
             rs_s = [measure(_spec(seq, backend=b, workload="sdpa", **kw), seed := seed + 1, rows, f"G-{title}") for b in ("flash", "cudnn")]
             table(best(rs, 5) + rs_s, f"group {title} S={seq}: fastest 5 and SDPA ({time.perf_counter() - t0:.0f} s)")
             save()
+    return _finish(args, meta, rows, t0)
+
+
+def _c(bm, bn, w, s, tma=True, ws=False):
+    return dict(BLOCK_M=bm, BLOCK_N=bn, num_warps=w, num_stages=s, use_tma=tma, warp_specialize=ws,
+                reverse_m=False, exp_f16=False)
+
+
+# The leaders of run5 (sweep, H200) and 256-row blocks on two warpgroups, which share each K/V
+# tile between 256 query rows as cuDNN's kernel shares it between its two consumer warpgroups
+# (ncu, run A: cudnn 384 threads = 3 warpgroups, one CTA per SM; Triton 2 CTAs of 4 warps).
+FINAL_CANDIDATES = [
+    _c(128, 128, 4, 3), _c(128, 64, 8, 3, ws=True), _c(128, 64, 8, 3), _c(128, 64, 8, 3, tma=False), _c(128, 64, 8, 4),
+    _c(256, 128, 8, 2), _c(256, 128, 8, 3), _c(256, 64, 8, 3), _c(256, 64, 8, 4), _c(256, 128, 8, 2, ws=True),
+    _c(256, 128, 16, 2),
+]
+
+
+def final_phase(args, meta, rows, seed, t0) -> int:
+    """Pick the config per S for the H200 artifact plan: every candidate, 3 rounds at every S,
+    interleaved with cudnn and default; the lowest median of the rounds wins. Writes
+    DIR/winners.json {seq: config} for `harness optimize --config` and make_plan."""
+    cands = FINAL_CANDIDATES
+    errs = compile_all([(dict(seq=1024), c) for c in cands], args.workers)
+    winners = {}
+    for seq in SEQS:
+        per: dict[int, list[float]] = {}
+        for rnd in range(3):
+            for i, (c, e) in enumerate(zip(cands, errs)):
+                if rnd and i not in per:
+                    continue  # failed in round 0
+                r = measure(_spec(seq, c), seed := seed + 1, rows, f"F{rnd}", e)
+                if r["status"] == "ok":
+                    per.setdefault(i, []).append(r["median_ms"])
+            for b in ("cudnn", "default"):
+                measure(_spec(seq, backend=b, workload="sdpa"), seed := seed + 1, rows, f"F{rnd}")
+        ranked = sorted(per.items(), key=lambda kv: statistics.median(kv[1]))
+        base = {b: statistics.median(r["median_ms"] for r in rows if r["workload"] == "sdpa" and r["backend"] == b
+                                     and r["seq"] == seq and r["phase"].startswith("F") and r["status"] == "ok")
+                for b in ("cudnn", "default")}
+        print(f"\n== final S={seq}: cudnn {base['cudnn']:.5f} default {base['default']:.5f} ms "
+              f"({time.perf_counter() - t0:.0f} s)")
+        for i, ms in ranked[:6]:
+            print(f"   {cfg_str(cands[i]):28s} median of rounds {statistics.median(ms):.5f} ms  "
+                  f"/cudnn {statistics.median(ms) / base['cudnn']:.4f}  rounds {', '.join(f'{m:.5f}' for m in ms)}")
+        winners[seq] = cands[ranked[0][0]]
+        (args.out / "winners.json").write_text(json.dumps({str(k): v for k, v in winners.items()}, indent=1))
+        (args.out / "tune.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
     return _finish(args, meta, rows, t0)
 
 

@@ -14,9 +14,10 @@ Choices made for Hopper (each is measured in bench/triton_attention/NOTES.md):
 - `reverse_m` (causal only) launches the heaviest row blocks first so they do not form the tail;
 - `exp_f16` computes the softmax exponentials two at a time in half precision (ex2.approx.f16x2):
   the exponential unit (16 results per clock per SM) and not the tensor cores is the bound at
-  D=64, and P is rounded to 16 bits for the P@V product anyway;
-- `pipeline_qk` (non-causal) software-pipelines the loop by hand: Q K^T of tile j+1 is issued
-  before the softmax of tile j, FlashAttention-3's intra-warpgroup overlap.
+  D=64, and P is rounded to 16 bits for the P@V product anyway.
+A hand-pipelined loop (Q K^T of tile j+1 issued before the softmax of tile j, FlashAttention-3's
+intra-warpgroup overlap) was tried on the H200 and removed: 1.1-4.5x slower at every config, two
+score tiles live at once (bench/triton_attention/NOTES.md, run 5).
 
 Inputs are SDPA's layout, (B, H, S, D) contiguous. On the CPU the kernel runs only under
 Triton's interpreter, which must be switched on (TRITON_INTERPRET=1) before this module is
@@ -86,11 +87,7 @@ TUNABLES: dict[str, tuple[Any, ...]] = {
     "warp_specialize": (False, True),
     "reverse_m": (False, True),
     "exp_f16": (False, True),
-    "pipeline_qk": (False, True),
 }
-# Tunables added after configs were saved: a config without them means the default, so saved
-# configs (and the case ids hashed from them) stay valid.
-OPTIONAL_TUNABLES: dict[str, Any] = {"pipeline_qk": False}
 
 # Used when a case names no config and no tuned config matches this GPU and shape: the shape
 # that did best across the H100 sweep (bench/triton_attention/NOTES.md).
@@ -107,9 +104,7 @@ def config_problem(config: dict[str, Any], spec: CaseSpec) -> str | None:
         return f"config: unknown tunable(s) {', '.join(sorted(unknown))}; known: {', '.join(TUNABLES)}"
     for key, allowed in TUNABLES.items():
         if key not in config:
-            if key in OPTIONAL_TUNABLES:
-                continue
-            return f"config.{key}: missing (give every tunable: {', '.join(k for k in TUNABLES if k not in OPTIONAL_TUNABLES)})"
+            return f"config.{key}: missing (give every tunable: {', '.join(TUNABLES)})"
         value = config[key]
         if isinstance(allowed[0], bool):
             if not isinstance(value, bool):
@@ -133,11 +128,6 @@ def config_problem(config: dict[str, Any], spec: CaseSpec) -> str | None:
         return "config.exp_f16: the half-precision exp2 is PTX inline assembly; it needs a compiled kernel on a CUDA GPU"
     if config["reverse_m"] and not spec.causal:
         return "config.reverse_m: only changes causal attention (every row block costs the same otherwise)"
-    if config.get("pipeline_qk"):
-        if spec.causal or spec.seq % bn:
-            return f"config.pipeline_qk: needs non-causal attention and seq ({spec.seq}) a multiple of BLOCK_N ({bn})"
-        if config["warp_specialize"]:
-            return "config.pipeline_qk: pipelines the loop by hand; warp_specialize lets Triton do it, not both"
     return None
 
 
@@ -222,36 +212,11 @@ def _attn_tile_loop(
 
 
 @triton.jit
-def _attn_tile_loop_pipelined(
-    acc, l_i, m_i, q, K, V, row0, lo, hi, offs_n, offs_d, seq_len, qk_scale,
-    USE_TMA: tl.constexpr, DOT_F32: tl.constexpr, EXP_F16: tl.constexpr, BLOCK_N: tl.constexpr,
-    HEAD_DIM: tl.constexpr,
-):
-    """The unmasked loop software-pipelined by hand (FlashAttention-3's intra-warpgroup overlap):
-    Q K^T of the next tile is issued before the softmax of the current one, so the tensor cores
-    work while the exponentials run. Needs at least one tile and full tiles (seq % BLOCK_N == 0,
-    non-causal); config_problem refuses it otherwise."""
-    k, v = _load_kv(K, V, row0, lo, offs_n, offs_d, seq_len, True, USE_TMA, HEAD_DIM)
-    qk = _qk(q, k, DOT_F32)
-    for start_n in tl.range(lo + BLOCK_N, hi, BLOCK_N):
-        start_n = tl.multiple_of(start_n, BLOCK_N)
-        k_next, v_next = _load_kv(K, V, row0, start_n, offs_n, offs_d, seq_len, True, USE_TMA, HEAD_DIM)
-        qk_next = _qk(q, k_next, DOT_F32)
-        m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-        acc, l_i, m_i = _online_softmax_step(acc, l_i, m_i, qk * qk_scale - m_ij[:, None], v, m_ij, DOT_F32, EXP_F16)
-        qk = qk_next
-        v = v_next
-    m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-    acc, l_i, m_i = _online_softmax_step(acc, l_i, m_i, qk * qk_scale - m_ij[:, None], v, m_ij, DOT_F32, EXP_F16)
-    return acc, l_i, m_i
-
-
-@triton.jit
 def _attn_fwd(
     Q, K, V, O, seq_len, qk_scale,
     CAUSAL: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, USE_TMA: tl.constexpr,
     WARP_SPEC: tl.constexpr, REVERSE_M: tl.constexpr, DOT_F32: tl.constexpr, EXP_F16: tl.constexpr,
-    PIPELINE_QK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     off_bh = tl.program_id(1)
@@ -290,10 +255,6 @@ def _attn_fwd(
         acc, l_i, m_i = _attn_tile_loop(
             acc, l_i, m_i, q, Kh, Vh, row0, diag, tl.minimum(diag + BLOCK_M, seq_len), offs_m, offs_n, offs_d,
             seq_len, qk_scale, True, EVEN_N, USE_TMA, WARP_SPEC, DOT_F32, EXP_F16, BLOCK_N, HEAD_DIM)
-    elif PIPELINE_QK:
-        acc, l_i, m_i = _attn_tile_loop_pipelined(
-            acc, l_i, m_i, q, Kh, Vh, row0, 0, seq_len, offs_n, offs_d, seq_len, qk_scale,
-            USE_TMA, DOT_F32, EXP_F16, BLOCK_N, HEAD_DIM)
     else:
         acc, l_i, m_i = _attn_tile_loop(
             acc, l_i, m_i, q, Kh, Vh, row0, 0, seq_len, offs_m, offs_n, offs_d, seq_len, qk_scale,
@@ -335,7 +296,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool
         # the products the tensor cores form (bf16 x bf16 is exact in float32, accumulated in
         # float32). Compiled kernels never take this branch.
         DOT_F32=INTERPRETED and q.dtype == torch.bfloat16,
-        EXP_F16=config["exp_f16"], PIPELINE_QK=config.get("pipeline_qk", False),
+        EXP_F16=config["exp_f16"],
         BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=D,
         num_warps=config["num_warps"], num_stages=config["num_stages"],
     )
