@@ -47,30 +47,17 @@ smoke: $(VENV)/.installed
 	$(VENV)/bin/artifact run --runtime auto --profile smoke --out results/smoke-$(STAMP)
 
 # On an NVIDIA GPU: the CUDA image is built first when Docker is there and its lock exists (auto
-# then runs in it if the NVIDIA runtime works, natively otherwise, and says why). On an H100 the
-# artifact plan (the sweep and the Triton candidate with its H100-tuned configs) runs and every
-# claim of h100.yaml is checked; on another GPU the full profile runs and the same file's
-# portable claims are checked (the rest SKIP, with the reason). Without a GPU: the smoke profile
-# and the CPU smoke reference.
+# then runs in it if the NVIDIA runtime works, natively otherwise, and says why). Then `artifact
+# reproduce` looks at the hardware (NVML), picks the shipped references that fit it (the same GPU
+# model first, then those with claims for its compute capability), runs the plan the primary one
+# names (harness/plans/h200-artifact.yaml on an H200, the H100 plan on an H100, the full profile
+# on another GPU, the smoke profile without a GPU), and checks every fitting reference.
 reproduce: $(REPRO_VENV)/.installed
-	@out=results/$(STAMP); \
-	gpu=$$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || true); \
-	case "$$gpu" in \
-	    *H100*) what="--plan harness/plans/h100-artifact.yaml"; ref=artifact/references/h100.yaml ;; \
-	    "")     what="--profile smoke"; ref=artifact/references/cpu-smoke.yaml ;; \
-	    *)      what="--profile full"; ref=artifact/references/h100.yaml ;; \
-	esac; \
-	echo "reproduce: GPU: $${gpu:-none}; $$what; results in $$out; reference $$ref"; \
+	@gpu=$$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || true); \
 	if [ -n "$$gpu" ] && [ -f docker/requirements-cuda.lock ] && docker info >/dev/null 2>&1; then \
 	    $(REPRO_VENV)/bin/artifact build --offline --variant cuda; \
 	fi; \
-	$(REPRO_VENV)/bin/artifact run --runtime auto $$what --out $$out; \
-	if [ -n "$$ref" ] && [ -f "$$ref" ]; then \
-	    $(REPRO_VENV)/bin/artifact check $$out --reference $$ref; \
-	else \
-	    echo "reproduce: no reference file for '$${gpu:-this CPU}' ($${ref:-none matches this GPU}):" \
-	         "the measurements are in $$out, unchecked; 'artifact report $$out' summarises them"; \
-	fi
+	$(REPRO_VENV)/bin/artifact reproduce --out results/$(STAMP)
 
 lock:
 	$(PYTHON) docker/lock.py --variant $(VARIANT)

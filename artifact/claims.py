@@ -1,6 +1,7 @@
 """Claim kinds as data, and the judge of each: a results folder in, a ClaimVerdict out (torch-free).
 
-Kinds: absolute, ratio, ranking, scaling, correctness, memory, determinism, environment. Each is a
+Kinds: absolute, ratio, ranking, scaling, efficiency, correctness, memory, determinism,
+environment. Each is a
 dataclass parsed from one entry of a reference file (artifact/reference.py) with `parse`, and
 judged against the records of one results folder with `judge`.
 
@@ -34,7 +35,7 @@ from artifact.reference import (
     parse_selector,
     parse_tolerance,
 )
-from harness.records import CaseResult, EnvRecord
+from harness.records import CaseResult, CeilingsRecord, EnvRecord
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 RANKING_RULES = ("point", "significant")
@@ -52,6 +53,7 @@ class ResultSet:
     env: EnvRecord
     cases: list[CaseResult]
     run: Optional[dict[str, Any]] = None  # run.json from the launcher, when present
+    ceilings: Optional[CeilingsRecord] = None  # ceilings.json: the device's own ceilings, same run
 
     def select(self, selector: CaseSelector) -> list[CaseResult]:
         return [c for c in self.cases if selector.matches(c.case)]
@@ -530,6 +532,77 @@ def _seqs(node: Node) -> list[int]:
     return sorted(seqs)
 
 
+# --------------------------------------------------------------------------- efficiency
+CEILING_METRICS = {"matmul_tflops": ("tflops", "TFLOP/s"), "copy_gbps": ("gbps", "GB/s")}
+
+
+@dataclass(kw_only=True)
+class EfficiencyClaim(Claim):
+    """A case reaches at least a share of the device's own ceiling, measured in the same run
+    (ceilings.json): TFLOP/s over the matmul ceiling, or GB/s over the copy ceiling.
+
+    The share is normalised by the card it ran on, so the claim travels across GPU models of one
+    family, yet a slowdown of every case at once (the harness, a driver, a library) still fails
+    it: the ceilings are other operations and do not slow down with the kernels under test.
+    One-sided: PASS when the share is at least reference / (1 + rel)."""
+
+    KIND: ClassVar[str] = "efficiency"
+    KEYS: ClassVar[tuple[str, ...]] = ("case", "ceiling", "reference", "tolerance")
+    case: CaseSelector
+    ceiling: str
+    reference: float  # the share the reference runs reached (median of runs)
+    tolerance: Tolerance
+
+    @classmethod
+    def parse(cls, node, ctx, common):
+        return cls(case=parse_selector(node.get("case"), ctx.defaults, ctx.hardware.device, single=True),
+                   ceiling=node.get("ceiling").choice(tuple(CEILING_METRICS)),
+                   reference=node.get("reference").number(positive=True),
+                   tolerance=parse_tolerance(node.get("tolerance"), "rel"), **common)
+
+    def selectors(self):
+        return [self.case]
+
+    @property
+    def min_share(self) -> float:
+        return self.reference / (1.0 + self.tolerance.rel)  # type: ignore[operator]
+
+    def summary(self):
+        what = "matmul" if self.ceiling == "matmul_tflops" else "copy"
+        return (f"{self.case.describe()} reaches at least {self.min_share:.1%} of this card's measured {what} ceiling "
+                f"(reference {self.reference:.1%}, {self.tolerance.describe()})")
+
+    def _judge(self, results):
+        case, early = self.fetch_one(results, self.case)
+        if early:
+            return early
+        cid = case.case.case_id
+        ceiling = results.ceilings.get(self.ceiling) if results.ceilings is not None else None
+        if ceiling is None:
+            why = (results.ceilings.unavailable.get(self.ceiling) if results.ceilings is not None else None) or \
+                "the run measured no ceilings (ceilings.json is absent: run with a harness that writes it)"
+            return self.missing(f"the {self.ceiling} ceiling", f"is not in the results folder ({why})")
+        metric, unit = CEILING_METRICS[self.ceiling]
+        if case.throughput is None or case.timing is None:
+            return self.verdict(FAIL, f"case {cid} has no throughput record", cases=[cid])
+        s = case.timing.summary
+        work = case.throughput.flops * 1e-9 if metric == "tflops" else case.throughput.bytes * 1e-6
+        share = work / s.median_ms / ceiling.value
+        lo, hi = work / s.ci_high_ms / ceiling.value, work / s.ci_low_ms / ceiling.value
+        bound = self.min_share
+        judged = lo if self.tolerance.rule == "equivalence" else share
+        ok = judged >= bound
+        used = 0.0 if judged >= self.reference else math.log(self.reference / judged) / math.log1p(self.tolerance.rel)  # type: ignore[arg-type]
+        how = f"{'CI low end' if self.tolerance.rule == 'equivalence' else 'estimate'} {judged:.2%} {'>=' if ok else '<'} bound {bound:.2%}"
+        why = (f"share of the run's {self.ceiling} ceiling ({ceiling.value:g} {ceiling.unit}): {share:.2%} "
+               f"[{lo:.2%}, {hi:.2%}] vs reference {self.reference:.2%}: {how} ({used:.0%} of tolerance used)")
+        return self.verdict(PASS if ok else FAIL, why, measured=share, ci_low=lo, ci_high=hi, ci_level=s.ci_level,
+                            reference=self.reference, band_low=bound, tolerance=f">= {bound:.4g} ({self.tolerance.describe()})",
+                            rule=self.tolerance.rule, unit="share", tolerance_used=used, cases=[cid],
+                            details=[f"ceiling {ceiling.metric} = {ceiling.value:g} {ceiling.unit} ({ceiling.what}), "
+                                     f"median of {ceiling.n_samples} samples; its own CI is not propagated"])
+
+
 # --------------------------------------------------------------------------- correctness
 @dataclass(kw_only=True)
 class CorrectnessClaim(Claim):
@@ -663,7 +736,7 @@ class DeterminismClaim(Claim):
 
 
 # --------------------------------------------------------------------------- environment
-_ENV_KEYS = ("tf32_off", "deterministic", "min_nvidia_driver", "min_cuda_driver")
+_ENV_KEYS = ("tf32_off", "deterministic", "fill_off", "min_nvidia_driver", "min_cuda_driver")
 
 
 @dataclass(kw_only=True)
@@ -674,6 +747,7 @@ class EnvironmentClaim(Claim):
     KEYS: ClassVar[tuple[str, ...]] = ("require",)
     tf32_off: Optional[bool] = None
     deterministic: Optional[bool] = None
+    fill_off: Optional[bool] = None  # no NaN fill of uninitialised memory inside the timed region
     min_nvidia_driver: Optional[str] = None
     min_cuda_driver: Optional[str] = None
 
@@ -684,7 +758,7 @@ class EnvironmentClaim(Claim):
         if not req.mapping():
             raise req.error("nothing required", f"name at least one of {', '.join(_ENV_KEYS)}")
         kw: dict[str, Any] = {}
-        for key in ("tf32_off", "deterministic"):
+        for key in ("tf32_off", "deterministic", "fill_off"):
             if req.has(key):
                 kw[key] = req.get(key).boolean()
         for key in ("min_nvidia_driver", "min_cuda_driver"):
@@ -705,6 +779,8 @@ class EnvironmentClaim(Claim):
             parts.append("TF32 " + ("off" if self.tf32_off else "allowed"))
         if self.deterministic is not None:
             parts.append("deterministic algorithms " + ("on" if self.deterministic else "off"))
+        if self.fill_off is not None:
+            parts.append("no NaN fill of uninitialised memory while timing" if self.fill_off else "NaN fill on")
         if self.min_nvidia_driver:
             parts.append(f"NVIDIA driver >= {self.min_nvidia_driver}")
         if self.min_cuda_driver:
@@ -729,6 +805,8 @@ class EnvironmentClaim(Claim):
             else:
                 on = all(vals)
                 checks.append((on == self.deterministic, f"deterministic_algorithms={vals[0]} cudnn_deterministic={vals[1]}"))
+        if self.fill_off is not None:
+            checks.append(self._fill_check(results, lock))
         for key, have, label in (("min_nvidia_driver", env.nvidia_driver_version, "NVIDIA driver"),
                                  ("min_cuda_driver", env.cuda_driver_version, "driver CUDA")):
             need = getattr(self, key)
@@ -739,7 +817,8 @@ class EnvironmentClaim(Claim):
                 checks.append((False, f"{label} not recorded ({env.unavailable.get(field_name, 'no reason given')})"))
             else:
                 checks.append((_version(have) >= _version(need), f"{label} {have} (need >= {need})"))
-        relevant = ("matmul_allow_tf32", "cudnn_allow_tf32", "deterministic_algorithms", "cublas_workspace_config")
+        relevant = ("matmul_allow_tf32", "cudnn_allow_tf32", "deterministic_algorithms", "cublas_workspace_config",
+                    "fill_uninitialized_memory")
         failures = [f"{k}: {v}" for k, v in (env.lock_failures or {}).items() if k in relevant]
         for f in failures:
             checks.append((False, f"lock failure {f}"))
@@ -747,6 +826,23 @@ class EnvironmentClaim(Claim):
         good = [text for ok, text in checks if ok]
         why = ("not met: " + "; ".join(bad) + (f" (met: {'; '.join(good)})" if good else "")) if bad else "met: " + "; ".join(good)
         return self.verdict(FAIL if bad else PASS, why, rule="point", tolerance="exact", details=[t for _, t in checks])
+
+
+    def _fill_check(self, results: ResultSet, lock: dict[str, Any]) -> tuple[bool, str]:
+        """The fill must be off where the timing happened: env.json's lock read-back, and the value
+        each case read in the timing process right before sampling (CaseResult.timing)."""
+        locked = lock.get("fill_uninitialized_memory")
+        if locked is None:
+            return False, ("fill_uninitialized_memory not recorded in env.json lock (a harness from before issue 8, whose "
+                           "timings include a NaN fill kernel)")
+        per_case = [c.timing.fill_uninitialized_memory for c in results.cases if c.status == "ok" and c.timing is not None]
+        on = sum(v is True for v in per_case)
+        unknown = sum(v is None for v in per_case)
+        want_off = bool(self.fill_off)
+        ok = (not locked) == want_off and (on == 0 if want_off else True) and unknown == 0
+        text = (f"fill_uninitialized_memory={locked} in env.json; in the timing process: {len(per_case) - on - unknown} "
+                f"case(s) off, {on} on" + (f", {unknown} not recorded" if unknown else ""))
+        return ok, text
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -759,7 +855,7 @@ def _version(text: str) -> tuple[int, ...]:
 # --------------------------------------------------------------------------- the registry
 CLAIM_KINDS: dict[str, type[Claim]] = {
     cls.KIND: cls
-    for cls in (AbsoluteClaim, RatioClaim, RankingClaim, ScalingClaim, CorrectnessClaim, MemoryClaim,
+    for cls in (AbsoluteClaim, RatioClaim, RankingClaim, ScalingClaim, EfficiencyClaim, CorrectnessClaim, MemoryClaim,
                 DeterminismClaim, EnvironmentClaim)
 }
 

@@ -20,10 +20,11 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so `artifact --help` stays fast and a missing optional module names itself.
-    from artifact import commands_launch, commands_check
+    from artifact import commands_check, commands_launch, commands_reproduce
 
     commands_launch.register(app)
     commands_check.register(app)
+    commands_reproduce.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from artifact.errors import ArtifactError
 
 def _check(
     results_dir: Path = typer.Argument(..., help="A results folder (env.json, cases/, manifest.json)."),
-    reference: Path = typer.Option(..., "--reference", "-r", help="Reference tolerance file, e.g. artifact/references/h100.yaml."),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Reference tolerance file, e.g. artifact/references/h200.yaml (default: the shipped references that fit the results' hardware)."),
     json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON instead of the table."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: RESULTS_DIR)."),
 ) -> None:
@@ -30,17 +30,49 @@ def _check(
     from artifact import verdict as verdictmod
     from artifact.reference import load_reference
 
-    ref = load_reference(reference)
-    v = verdictmod.check(results_dir, ref)
-    verdictmod.write(v, out or results_dir)
-    verdictmod.append_step_summary(v)
-    if json_out:
-        sys.stdout.write(verdictmod.to_json(v))
-    else:
-        verdictmod.print_table(v)
-    if v.exit_code == verdictmod.EXIT_UNUSABLE:
-        print(f"error: {v.notes[0]}", file=sys.stderr)
-    raise typer.Exit(v.exit_code)
+    if reference is not None:
+        ref = load_reference(reference)
+        v = verdictmod.check(results_dir, ref)
+        verdictmod.write(v, out or results_dir)
+        verdictmod.append_step_summary(v)
+        if json_out:
+            sys.stdout.write(verdictmod.to_json(v))
+        else:
+            verdictmod.print_table(v)
+        if v.exit_code == verdictmod.EXIT_UNUSABLE:
+            print(f"error: {v.notes[0]}", file=sys.stderr)
+        raise typer.Exit(v.exit_code)
+    raise typer.Exit(check_selected(results_dir, out or results_dir, json_out=json_out))
+
+
+def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=print) -> int:
+    """Judge a results folder against every shipped reference that fits its hardware (the same GPU
+    model first, then those whose claims cover its compute capability); say which and why. The
+    primary verdict is verdict.json/md; the others verdict-<reference name>.json/md. Exit code:
+    the worst of the verdicts that applied."""
+    from artifact import shipped, verdict as verdictmod
+
+    results, note = verdictmod.load_results(results_dir)
+    sel = shipped.select(shipped.from_env(results.env))
+    shipped.require_fit(sel)
+    codes = []
+    for i, fit in enumerate(sel.fits):
+        say(f"reference {fit.reference.path}: {fit.why}")
+        v = verdictmod.judge_all(results, fit.reference, note)
+        name = None if i == 0 else fit.reference.name
+        verdictmod.write(v, out, name=name)
+        verdictmod.append_step_summary(v)
+        if json_out:
+            sys.stdout.write(verdictmod.to_json(v))
+        else:
+            verdictmod.print_table(v)
+        if v.status != verdictmod.NOT_APPLICABLE or i == 0:
+            codes.append(v.exit_code)
+        if v.exit_code == verdictmod.EXIT_UNUSABLE and i == 0:
+            print(f"error: {v.notes[0]}", file=sys.stderr)
+    if verdictmod.EXIT_FAIL in codes:
+        return verdictmod.EXIT_FAIL
+    return verdictmod.EXIT_PASS if verdictmod.EXIT_PASS in codes else verdictmod.EXIT_UNUSABLE
 
 
 def _report(
@@ -76,10 +108,15 @@ def _derive(
     min_machines: int = typer.Option(2, "--min-machines", min=1, help="Refuse runs from fewer separately started machines."),
     ratio: List[str] = typer.Option(["cudnn/flash"], "--ratio", help="Backend ratio claims to derive, NUM/DEN (repeatable)."),
     portable_only: bool = typer.Option(False, "--portable-only", help="Only correctness, determinism, environment and rankings (CPU smoke)."),
-    ranking_min_gap: float = typer.Option(0.0, "--ranking-min-gap", min=0.0, help="Keep a ranking pair only if faster/slower <= 1/(1+gap) in every run."),
+    ranking_min_gap: float = typer.Option(0.01, "--ranking-min-gap", min=0.0, help="Keep a ranking pair only if faster/slower <= 1/(1+gap) in every run (besides the runs' own spread)."),
     ranking_rule: str = typer.Option("significant", "--ranking-rule", help="How reruns judge rankings: significant (CI below 1) or point."),
     correctness_factor: float = typer.Option(4.0, "--correctness-factor", min=1.0, help="Correctness bound = this x the largest error seen."),
     peaks_from: Optional[Path] = typer.Option(None, "--peaks-from", help="Copy hardware.peaks from this reference (default: --out if it exists)."),
+    plan: Optional[str] = typer.Option(None, "--plan", help="The plan file runs for this reference follow (recorded as run.plan; artifact reproduce runs it)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Or the profile they follow (smoke or full)."),
+    family_evidence: List[Path] = typer.Option([], "--family-evidence", help="Runs of other GPU models of the same compute capability: family-scoped claims must hold on them (repeatable)."),
+    evidence_peaks: Optional[Path] = typer.Option(None, "--evidence-peaks", help="Peaks file of the evidence hardware, for evidence runs that measured no ceilings."),
+    retire_timing: Optional[str] = typer.Option(None, "--retire-timing", help="Derive no time-based claim; the reason is recorded under not_claimed."),
 ) -> None:
     """Derive a reference file with tolerances from the measured run-to-run spread."""
     from artifact import derive
@@ -94,10 +131,17 @@ def _derive(
         pairs.append((num, den))
     source = peaks_from or (out if out.is_file() else None)
     peaks_gpu, peaks = derive.peaks_from(source) if source else (None, [])
+    if plan and profile:
+        raise ArtifactError("give --plan or --profile, not both")
+    from artifact.reference import RunSpec
+
+    run_spec = RunSpec(plan=plan) if plan else (RunSpec(profile=profile) if profile else None)
+    ev_peaks = derive.peaks_from(evidence_peaks)[1] if evidence_peaks else []
     opts = derive.DeriveOptions(
         name=name or out.stem, description=description, k=k, floor_rel=floor_rel, floor_abs=floor_abs, min_runs=min_runs,
         min_machines=min_machines, ratio_pairs=pairs, portable_only=portable_only, ranking_min_gap=ranking_min_gap, peaks=peaks, peaks_gpu=peaks_gpu,
-        correctness_factor=correctness_factor, ranking_rule=ranking_rule,
+        correctness_factor=correctness_factor, ranking_rule=ranking_rule, run=run_spec,
+        family_evidence=list(family_evidence), evidence_peaks=ev_peaks, retire_timing=retire_timing,
     )
     doc = derive.derive(folders, opts)
     derive.write_reference(doc, out)

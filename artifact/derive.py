@@ -28,7 +28,15 @@ import yaml
 from artifact import __version__
 from artifact.claims import ResultSet, groups_of, scaling_exponent
 from artifact.errors import ArtifactError
-from artifact.reference import CASE_FIELDS, REFERENCE_SCHEMA_VERSION, Peak, load_reference, load_yaml, parse_hardware
+from artifact.reference import (
+    CASE_FIELDS,
+    REFERENCE_SCHEMA_VERSION,
+    Peak,
+    RunSpec,
+    load_reference,
+    load_yaml,
+    parse_hardware,
+)
 from artifact.verdict import load_results
 from harness import storage
 from harness.records import CaseResult, CaseSpec
@@ -49,11 +57,18 @@ class DeriveOptions:
     ratio_pairs: list[tuple[str, str]] = field(default_factory=lambda: [("cudnn", "flash")])
     correctness_factor: float = 4.0  # bound = factor * largest observed error (fresh random inputs each run)
     memory_margin: float = 0.05  # bound = (1 + margin) * largest observed peak
-    ranking_min_gap: float = 0.0  # portable rankings: faster/slower <= 1/(1+gap) in every run
+    # A ranking pair needs faster/slower <= 1/(1+gap) in every run (and below the runs' own spread).
+    ranking_min_gap: float = 0.01
     ranking_rule: str = "significant"  # how a rerun is judged; "point" for noisy, shared CPUs
     portable_only: bool = False  # correctness, determinism, environment, rankings only (CPU smoke)
     peaks: list[Peak] = field(default_factory=list)
     peaks_gpu: Optional[str] = None  # the GPU model the peaks were measured on
+    run: Optional[RunSpec] = None  # the plan or profile a run for this reference follows
+    # Ratio, ranking, scaling and efficiency claims are offered to the compute-capability family
+    # and kept there only if they hold on these runs of other GPU models of that family.
+    family_evidence: list[Path] = field(default_factory=list)
+    evidence_peaks: list[Peak] = field(default_factory=list)  # ceilings for evidence runs without ceilings.json
+    retire_timing: Optional[str] = None  # why no time-based claim is derived (absolute, ratio, ...)
 
 
 def _sig(x: float, digits: int = 6) -> float:
@@ -164,6 +179,15 @@ class _Builder:
     def scope_portable(self) -> dict[str, Any]:
         return {"kind": "any_gpu"} if self.cuda else {"kind": "cpu"}
 
+    def scope_family(self) -> dict[str, Any]:
+        """Claims that depend on the architecture rather than the exact card (ratios, rankings,
+        scaling exponents, efficiency shares) are offered to the compute capability; derive()
+        narrows each back to the GPU model unless the family evidence bears it out."""
+        cc = self.runs[0].env.gpu.compute_capability if self.cuda and self.runs[0].env.gpu else None
+        if cc is None:
+            return self.scope_same_hardware()
+        return {"kind": "compute_capability", "min": cc, "max": cc}
+
     def portable(self, claim: dict[str, Any]) -> dict[str, Any]:
         """A claim checked on other GPUs too. Another GPU may not support every backend (the
         harness then skips the case), so there the claim is SKIP rather than FAIL; on the
@@ -262,28 +286,36 @@ class _Builder:
                 if got is None:
                     continue
                 ref, tol = got
-                self.claims.append({"id": cid, "kind": "ratio", "scope": self.scope_same_hardware(),
+                self.claims.append({"id": cid, "kind": "ratio", "scope": self.scope_family(),
                                     "numerator": self.selector(a), "denominator": self.selector(b),
                                     "reference": _sig(ref), "tolerance": tol})
 
     def rankings(self) -> None:
         from harness import stats
 
-        gap = 1.0 / (1.0 + self.opts.ranking_min_gap)
+        floor_gap = 1.0 / (1.0 + self.opts.ranking_min_gap)
         for key, backends in self._by_shape().items():
             if len(backends) < 2:
                 continue
             ref_median = {b: statistics.median(c.timing.summary.median_ms for c in self.cases(s)) for b, s in backends.items()}
             order = sorted(backends, key=lambda b: ref_median[b])
             worst: dict[tuple[str, str], float] = {}
+            needed: dict[tuple[str, str], float] = {}
 
             def separated(x: str, y: str) -> bool:
-                # x faster than y in every run: the CI of x/y below 1 (and below the gap)
+                # x faster than y in every run by more than the runs' own spread of x/y: the CI of
+                # x/y below exp(-k * max_log_dev) (and below the floor gap). A gap smaller than the
+                # between-machine spread is an ordering another machine may reverse (the H100
+                # audit: gaps of 0.05-0.3% made 5 of 7 honest runs fail a ranking).
                 if (x, y) not in worst:
-                    his = [stats.hierarchical_ratio_ci(groups_of(cx), groups_of(cy), n_resamples=4000, seed=20240611).high
+                    cis = [stats.hierarchical_ratio_ci(groups_of(cx), groups_of(cy), n_resamples=4000, seed=20240611)
                            for cx, cy in zip(self.cases(backends[x]), self.cases(backends[y]))]
-                    worst[(x, y)] = max(his)
-                return worst[(x, y)] < min(1.0, gap)
+                    worst[(x, y)] = max(c.high for c in cis)
+                    ests = [c.estimate for c in cis]
+                    mid = statistics.median(ests)
+                    dev = max(abs(math.log(e / mid)) for e in ests)
+                    needed[(x, y)] = min(1.0, floor_gap, math.exp(-self.opts.k * dev))
+                return worst[(x, y)] < needed[(x, y)]
 
             groups = [[b] for b in order]
             merged = True
@@ -298,18 +330,20 @@ class _Builder:
             cid = f"rank-s{spec.seq}" + ("" if len({s.seq for s in self.specs if not s.config}) == len(self._by_shape()) else f"-{spec.shape_key}")
             if len(groups) < 2:
                 self.not_claimed.append({"what": cid, "why": f"no backend was faster than another in every run at {spec.shape_key} "
-                                         f"(needed CI of the ratio below {min(1.0, gap):.3g})"})
+                                         "by more than the runs' own spread (and the floor gap "
+                                         f"{self.opts.ranking_min_gap:g})"})
                 continue
             pairs = ", ".join(f"{x}/{y} {_sig(v, 4)}" for (x, y), v in worst.items()
                               if any(x in groups[i] and y in groups[i + 1] for i in range(len(groups) - 1)))
             self.claims.append({
-                "id": cid, "kind": "ranking", "scope": self.scope_same_hardware(),
+                "id": cid, "kind": "ranking", "scope": self.scope_family(),
                 "shape": self.selector(spec, drop=("backend",)),
                 "order": [g[0] if len(g) == 1 else g for g in groups],
                 "rule": self.opts.ranking_rule,
-                "description": "backends fastest first; a bracketed group is a tie. Each kept pair was separated in every run: "
-                               f"largest upper CI bound of time(faster)/time(slower) over the {self.n_runs} runs: {pairs}"
-                               + (f" (required below 1/(1+{self.opts.ranking_min_gap:g}))" if self.opts.ranking_min_gap else ""),
+                "description": "backends fastest first; a bracketed group is a tie. Each kept pair was separated in every run "
+                               "by more than the runs' own spread: largest upper CI bound of time(faster)/time(slower) "
+                               f"over the {self.n_runs} runs: {pairs} (required below min(1/(1+{self.opts.ranking_min_gap:g}), "
+                               f"exp(-{self.opts.k:g} x the largest log deviation of a run's ratio from the runs' median)))",
             })
 
     def _series(self) -> dict[tuple, list[CaseSpec]]:
@@ -328,9 +362,33 @@ class _Builder:
             if got is None:
                 continue
             ref, tol = got
-            self.claims.append({"id": cid, "kind": "scaling", "scope": self.scope_same_hardware(),
+            self.claims.append({"id": cid, "kind": "scaling", "scope": self.scope_family(),
                                 "case": self.selector(specs[0], drop=("seq",)), "seqs": seqs,
                                 "reference": _sig(ref, 4), "tolerance": tol})
+
+    def efficiency(self) -> None:
+        from artifact.claims import CEILING_METRICS
+
+        ceilings = [r.ceilings.get("matmul_tflops") if r.ceilings is not None else None for r in self.runs]
+        if any(c is None for c in ceilings):
+            self.not_claimed.append({"what": "efficiency claims", "why": "not every run measured its matmul ceiling "
+                                     "(ceilings.json); run them with a harness that writes it"})
+            return
+        metric, _ = CEILING_METRICS["matmul_tflops"]
+        for spec in self.specs:
+            per_run = []
+            for case, ceil in zip(self.cases(spec), ceilings):
+                s, work = case.timing.summary, case.throughput.flops * 1e-9
+                per_run.append((work / s.median_ms / ceil.value, work / s.ci_high_ms / ceil.value,
+                                work / s.ci_low_ms / ceil.value))
+            cid = f"eff-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}")
+            got = self.numeric(cid, per_run, True, "share of the run's matmul ceiling per run")
+            if got is None:
+                continue
+            ref, tol = got
+            tol["rule"] = "point"
+            self.claims.append({"id": cid, "kind": "efficiency", "scope": self.scope_family(), "case": self.selector(spec),
+                                "ceiling": "matmul_tflops", "reference": _sig(ref, 4), "tolerance": tol})
 
     def _unique_series(self, spec: CaseSpec) -> bool:
         return sum(1 for k in self._series() if k[1] == spec.backend) == 1
@@ -419,14 +477,19 @@ class _Builder:
         locks = [r.env.lock or {} for r in self.runs]
         tf32_off = all(not l.get("matmul_allow_tf32", True) and not l.get("cudnn_allow_tf32", True) for l in locks)
         determ = all(l.get("deterministic_algorithms") and l.get("cudnn_deterministic") for l in locks)
+        fill_off = all(l.get("fill_uninitialized_memory") is False for l in locks)
         require: dict[str, Any] = {}
         if tf32_off:
             require["tf32_off"] = True
         if determ:
             require["deterministic"] = True
+        if fill_off:
+            require["fill_off"] = True
         if require:
+            what = ", ".join(w for w, on in (("TF32 off", tf32_off), ("deterministic algorithms on", determ),
+                                             ("no NaN fill while timing", fill_off)) if on)
             self.claims.append({"id": "env-numerics", "kind": "environment", "scope": self.scope_portable(), "require": require,
-                                "description": "the numerics lock of every reference run: TF32 off, deterministic algorithms on"})
+                                "description": f"the numerics lock of every reference run: {what}"})
         else:
             self.not_claimed.append({"what": "env-numerics", "why": "the reference runs did not all have TF32 off and determinism on"})
         if self.cuda:
@@ -460,6 +523,7 @@ class _Builder:
             "name": self.opts.name,
             "description": self.opts.description or f"derived from {self.n_runs} runs on {self.n_machines} machine(s)",
             "hardware": self.hardware(),
+            **({"run": {k: v for k, v in vars(self.opts.run).items() if v is not None}} if self.opts.run else {}),
             "environment": {
                 "software": dict(env.software),
                 "cuda_runtime_version": env.cuda_runtime_version,
@@ -499,12 +563,17 @@ def derive(folders: list[Path], opts: DeriveOptions) -> dict[str, Any]:
     if opts.portable_only:
         b.not_claimed.append({"what": "absolute, ratio, scaling and memory claims",
                               "why": "a portable-only reference (--portable-only): times and peaks depend on the machine"})
+    elif opts.retire_timing:
+        b.not_claimed.append({"what": "absolute, ratio, ranking, scaling and efficiency claims", "why": opts.retire_timing})
+        b.memory()
     else:
         b.absolute()
         b.ratios()
         b.scaling()
+        b.efficiency()
         b.memory()
-    b.rankings()
+    if not opts.retire_timing:
+        b.rankings()
     b.correctness()
     b.determinism()
     b.environment()
@@ -512,7 +581,67 @@ def derive(folders: list[Path], opts: DeriveOptions) -> dict[str, Any]:
         first = b.not_claimed[0] if b.not_claimed else {"what": "-", "why": "no cases"}
         raise ArtifactError(f"no claim could be derived from these runs ({len(b.not_claimed)} left out; first: "
                             f"{first['what']}: {first['why']})")
-    return b.document(folders)
+    doc = b.document(folders)
+    if b.cuda:
+        narrow_family_claims(doc, opts)
+    return doc
+
+
+def _evidence_results(folder: Path, peaks: list[Peak]) -> ResultSet:
+    from harness.records import Ceiling, CeilingsRecord
+
+    rs = load_results(folder)[0]
+    if rs.ceilings is None and peaks:
+        # Older runs measured no ceilings in the run; the peaks measured on that hardware stand in.
+        rs.ceilings = CeilingsRecord(created_at="", device="cuda", gpu_name=rs.env.gpu.name if rs.env.gpu else None,
+                                     ceilings=[Ceiling(metric={"tflops": "matmul_tflops", "gbps": "copy_gbps"}[p.metric],
+                                                       value=p.value, unit=p.unit, dtype=p.dtype, what=p.source,
+                                                       median_ms=0.0, ci_low_ms=0.0, ci_high_ms=0.0, work=0.0, n_samples=0)
+                                               for p in peaks])
+    return rs
+
+
+def narrow_family_claims(doc: dict[str, Any], opts: DeriveOptions) -> None:
+    """Keep a claim offered to the compute-capability family only where the evidence bears it
+    out: it must PASS on every given run of another GPU model of that family. Otherwise (it
+    fails there, or no evidence run can judge it) it is narrowed to the GPU model it was measured
+    on, and its tolerance's derivation says why."""
+    family = [c for c in doc["claims"] if isinstance(c.get("scope"), dict) and c["scope"].get("kind") == "compute_capability"]
+    if not family:
+        return
+    evidence = [_evidence_results(Path(f), opts.evidence_peaks) for f in opts.family_evidence]
+    gpu = doc["hardware"].get("gpu_name")
+    cc = family[0]["scope"]["min"]
+    evidence = [e for e in evidence if e.env.gpu is not None and e.env.gpu.compute_capability == cc and e.env.gpu.name != gpu]
+    verdicts: dict[str, list[tuple[str, bool]]] = {}
+    if evidence:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "family.yaml"
+            path.write_text(yaml.safe_dump({**doc, "claims": family, "not_claimed": []}, sort_keys=False), encoding="utf-8")
+            ref = load_reference(path)
+        for claim in ref.claims:
+            verdicts[claim.id] = [(v.status, v.missing) for v in (claim.judge(e) for e in evidence)]
+    models = sorted({e.env.gpu.name for e in evidence if e.env.gpu})
+    for c in family:
+        judged = [st for st, missing in verdicts.get(c["id"], []) if not missing]
+        note_to = c.setdefault("tolerance", {}).setdefault("derivation", {}) if "tolerance" in c else c
+        if judged and len(judged) == len(verdicts[c["id"]]) and all(s == "PASS" for s in judged):
+            note = f"held on {len(judged)} run(s) of {', '.join(models)}: scoped to compute capability {cc}"
+        else:
+            c["scope"] = {"kind": "gpu_model", "gpu_name": gpu}
+            if not evidence:
+                note = "no run of another GPU model of this family to check it on: kept to the GPU model"
+            elif not judged:
+                note = f"the runs of {', '.join(models)} do not have its cases, so nothing bears it out: kept to the GPU model"
+            else:
+                note = (f"{sum(s == 'PASS' for s in judged)} of {len(verdicts[c['id']])} run(s) of {', '.join(models)} "
+                        "passed it: kept to the GPU model")
+        if note_to is c:
+            c["description"] = (c.get("description", "") + ("; " if c.get("description") else "") + "scope: " + note)
+        else:
+            note_to["scope_evidence"] = note
 
 
 def peaks_from(path: Path) -> tuple[Optional[str], list[Peak]]:

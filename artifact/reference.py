@@ -235,6 +235,8 @@ class Scope:
         if self.kind == "gpu_model":
             return f"GPU model {self.gpu_name}"
         if self.kind == "compute_capability":
+            if self.cc_min == self.cc_max:
+                return f"compute capability {self.cc_min}"
             return f"compute capability {self.cc_min}..{self.cc_max}"
         return {"any": "any hardware", "any_gpu": "any GPU", "cpu": "CPU runs"}[self.kind]
 
@@ -529,6 +531,32 @@ def parse_hardware(node: Node) -> Hardware:
 
 # --------------------------------------------------------------------------- the file
 @dataclass
+class RunSpec:
+    """How a run must be made for its results to be checked against this reference: the plan file
+    (relative to the repository root) or the profile `artifact reproduce` runs."""
+
+    plan: Optional[str] = None
+    profile: Optional[str] = None
+
+    def harness_args(self) -> list[str]:
+        return ["--plan", self.plan] if self.plan else ["--profile", self.profile or "smoke"]
+
+    def describe(self) -> str:
+        return f"plan {self.plan}" if self.plan else f"profile {self.profile}"
+
+
+def parse_run(node: Optional[Node]) -> Optional[RunSpec]:
+    if node is None or node.value is None:
+        return None
+    node.only_keys(("plan", "profile"))
+    if node.has("plan") == node.has("profile"):
+        raise node.error("give either plan (a plan file) or profile (smoke or full)", "not both, not neither")
+    if node.has("plan"):
+        return RunSpec(plan=node.get("plan").text())
+    return RunSpec(profile=node.get("profile").choice(("smoke", "full")))
+
+
+@dataclass
 class Reference:
     path: str
     sha256: str
@@ -539,6 +567,7 @@ class Reference:
     environment: dict[str, Any] = field(default_factory=dict)  # software of the reference runs (recorded)
     derived_from: Any = None  # provenance written by derive-reference (recorded)
     not_claimed: list[Any] = field(default_factory=list)  # what derive left out and why (recorded)
+    run: Optional[RunSpec] = None  # how a run for this reference is made (artifact reproduce)
     schema_version: int = REFERENCE_SCHEMA_VERSION
     kind: str = KIND_REFERENCE
 
@@ -549,7 +578,8 @@ class Reference:
         raise KeyError(claim_id)
 
 
-_TOP_KEYS = ("schema_version", "kind", "name", "description", "hardware", "environment", "defaults", "claims", "derived_from", "not_claimed")
+_TOP_KEYS = ("schema_version", "kind", "name", "description", "hardware", "run", "environment", "defaults", "claims",
+             "derived_from", "not_claimed")
 
 
 def load_reference(path: Path | str) -> Reference:
@@ -605,5 +635,6 @@ def load_reference(path: Path | str) -> Reference:
         environment=_plain(env_node.mapping()) if env_node is not None and env_node.value is not None else {},
         derived_from=_plain(df.value) if df is not None else None,
         not_claimed=[_plain(i.value) for i in nc.items()] if nc is not None and nc.value is not None else [],
+        run=parse_run(root.get("run", required=False)),
         schema_version=version,
     )

@@ -70,19 +70,22 @@ def load_results(folder: Path | str) -> tuple[ResultSet, str]:
     listed = set(manifest.get("files", {}))
     # verify_manifest checks the files it lists; a file added afterwards is not listed and must
     # not be judged either.
-    for p in sorted((folder / storage.CASES_DIR).glob("*.json")) + [folder / storage.ENV_FILE, folder / RUN_FILE]:
+    for p in sorted((folder / storage.CASES_DIR).glob("*.json")) + [folder / storage.ENV_FILE, folder / RUN_FILE,
+                                                                     folder / storage.CEILINGS_FILE]:
         rel = p.relative_to(folder).as_posix()
         if p.is_file() and rel not in listed:
             raise ArtifactError(f"{p}: not listed in manifest.json (added after the run?); remove it or re-run the benchmark")
     env = storage.load_env(folder)
     cases = storage.load_cases(folder)
+    ceilings = storage.load_ceilings(folder)
     if not cases:
         raise ArtifactError(f"{folder / storage.CASES_DIR}: no case results; the run produced nothing to check")
     run = None
     if (folder / RUN_FILE).is_file():
         data = load_json(folder / RUN_FILE)
         run = data if isinstance(data, dict) else None
-    return ResultSet(folder=str(folder), env=env, cases=cases, run=run), f"{len(listed)} files match manifest.json"
+    return (ResultSet(folder=str(folder), env=env, cases=cases, run=run, ceilings=ceilings),
+            f"{len(listed)} files match manifest.json")
 
 
 def hardware_of(results: ResultSet) -> str:
@@ -200,12 +203,14 @@ def to_markdown(verdict: Verdict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(verdict: Verdict, out_dir: Path | str) -> tuple[Path, Path]:
+def write(verdict: Verdict, out_dir: Path | str, name: Optional[str] = None) -> tuple[Path, Path]:
+    """verdict.json/md, or verdict-<name>.json/md for a second reference checked on the same folder."""
     out = Path(out_dir)
     verdict.claims = [_safe(v) for v in verdict.claims]
-    storage.atomic_write_text(out / VERDICT_JSON, to_json(verdict))
-    storage.atomic_write_text(out / VERDICT_MD, to_markdown(verdict))
-    return out / VERDICT_JSON, out / VERDICT_MD
+    stem = "verdict" if name is None else f"verdict-{name}"
+    storage.atomic_write_text(out / f"{stem}.json", to_json(verdict))
+    storage.atomic_write_text(out / f"{stem}.md", to_markdown(verdict))
+    return out / f"{stem}.json", out / f"{stem}.md"
 
 
 def append_step_summary(verdict: Verdict) -> Optional[Path]:

@@ -82,6 +82,22 @@ class Nvml:
         except Exception:
             return []
 
+    def identity(self) -> tuple[str | None, str | None]:
+        """(name, compute capability "9.0") of this GPU, as torch would report them."""
+        if not self.ok:
+            return None, None
+        try:
+            name = self._nv.nvmlDeviceGetName(self._h)
+            name = name.decode() if isinstance(name, bytes) else str(name)
+        except Exception:
+            return None, None
+        try:
+            major, minor = self._nv.nvmlDeviceGetCudaComputeCapability(self._h)
+            cc = f"{major}.{minor}"
+        except Exception:
+            cc = None
+        return name, cc
+
     def clocks(self) -> tuple[int | None, int | None]:
         """(SM clock, memory clock) in MHz now; None where NVML cannot read it."""
         if not self.ok:

@@ -27,7 +27,7 @@ CEILINGS_FILE = "ceilings.json"
 MANIFEST_FILE = "manifest.json"
 CASES_DIR = "cases"
 # Written into a results folder after the run by `artifact check` / `artifact report`.
-DERIVED_PREFIXES = ("verdict.", "report.", "time-vs-seq-", "tflops-vs-peak-")
+DERIVED_PREFIXES = ("verdict.", "verdict-", "report.", "time-vs-seq-", "tflops-vs-peak-", "roofline-")
 
 
 def utc_now() -> str:

@@ -185,9 +185,11 @@ def test_outputs_verdict_files_table_and_step_summary(l4, capsys, tmp_path, monk
     assert not (l4["runs"][1] / "verdict.json").exists()  # --out, not the results folder
 
 
-# --------------------------------------------------------------------------- real H100 runs
+# --------------------------------------------------------------------------- real GPU runs
 H100_REF = REPO / "artifact" / "references" / "h100.yaml"
 H100_RUNS = sorted((REPO / "bench" / "h100").glob("reference/machine-*/run-*"))
+H200_REF = REPO / "artifact" / "references" / "h200.yaml"
+H200_RUNS = sorted((REPO / "bench" / "h200").glob("machine-[BC]/run-*"))
 
 
 def test_h100_runs_pass_the_shipped_h100_reference(capsys):
@@ -199,6 +201,14 @@ def test_h100_runs_pass_the_shipped_h100_reference(capsys):
         assert verdict["counts"]["FAIL"] == 0 and verdict["counts"]["SKIP"] == 0
 
 
+def test_the_h100_reference_certifies_no_time_measured_with_the_fill():
+    # Its runs timed the NaN fill (issue 8) and no H100 was lent to re-measure: only memory,
+    # correctness, determinism and environment claims remain, and the file says why.
+    ref = load_reference(H100_REF)
+    assert {c.kind for c in ref.claims} == {"memory", "correctness", "determinism", "environment"}
+    assert any("NaN fill" in n["why"] for n in ref.not_claimed)
+
+
 def test_a_fresh_h100_machine_passes_the_shipped_reference(capsys):
     # bench/h100/fresh-check/run-F1: a separately started H100 whose runs are not in the reference.
     fresh = REPO / "bench" / "h100" / "fresh-check" / "run-F1"
@@ -206,28 +216,68 @@ def test_a_fresh_h100_machine_passes_the_shipped_reference(capsys):
     assert load_env(fresh).gpu.uuid not in ref_gpus
     code, verdict, err = check(capsys, fresh, H100_REF)
     assert code == 0, err
-    assert verdict["counts"]["PASS"] == len(verdict["claims"]) >= 100
+    assert verdict["counts"]["PASS"] == len(verdict["claims"]) >= 45
 
 
-@pytest.mark.parametrize("backend, at_least", [("cudnn", 10), ("triton", 20)])
-def test_h100_backend_15_percent_slower_fails_exactly_its_time_and_ratio_claims(capsys, tmp_path, backend, at_least):
-    # cudnn: a library backend; triton: the candidate, whose ratios select cases by case_id.
-    slow = scale_backend(H100_RUNS[0], tmp_path / "slow", backend, 1.15)
-    code, verdict, _ = check(capsys, slow, H100_REF)
+def test_h200_runs_pass_the_shipped_h200_reference(capsys):
+    assert len(H200_RUNS) == 4 and len({load_env(r).gpu.uuid for r in H200_RUNS}) == 2
+    for run in H200_RUNS:
+        code, verdict, err = check(capsys, run, H200_REF)
+        assert code == 0, (run, err)
+        assert verdict["counts"]["PASS"] == len(verdict["claims"]) >= 130
+
+
+def test_h200_reference_scopes_claims_by_what_they_depend_on():
+    ref = load_reference(H200_REF)
+    by_kind: dict[str, set[str]] = {}
+    for c in ref.claims:
+        by_kind.setdefault(c.kind, set()).add(c.scope.kind)
+    assert by_kind["absolute"] == {"gpu_model"}
+    for kind in ("ratio", "ranking", "scaling", "efficiency"):
+        # offered to compute capability 9.0, kept there only where the H100 evidence bore it out
+        assert "compute_capability" in by_kind[kind], kind
+    family = [c for c in ref.claims if c.scope.kind == "compute_capability"]
+    assert all((c.scope.cc_min, c.scope.cc_max) == ("9.0", "9.0") for c in family)
+    assert ref.run is not None and ref.run.plan == "harness/plans/h200-artifact.yaml"
+
+
+def _failed(verdict):
+    return {c["claim_id"] for c in verdict["claims"] if c["status"] == "FAIL"}
+
+
+def test_one_h200_case_10_percent_slower_fails_its_own_claims_only(capsys, tmp_path):
+    from resultsfolders import scale_cases
+
+    slow = scale_cases(H200_RUNS[-1], tmp_path / "slow", 1.10, backend="cudnn", seq=1024)
+    code, verdict, _ = check(capsys, slow, H200_REF)
     assert code == 1
-    ref = load_reference(H100_REF)
-    depends = {c.id for c in ref.claims if c.depends_on(backend=backend)}
-    failed = {c["claim_id"] for c in verdict["claims"] if c["status"] == "FAIL"}
-    times = {c.id for c in ref.claims if c.kind in ("absolute", "ratio") and c.id in depends}
-    assert len(times) >= at_least and times <= failed <= depends
-    assert all(c.tolerance.rel < 0.10 for c in ref.claims if c.id in times)
+    ref = load_reference(H200_REF)
+    depends = {c.id for c in ref.claims if c.depends_on(backend="cudnn", seq=1024)}
+    failed = _failed(verdict)
+    assert {"abs-cudnn-s1024", "eff-cudnn-s1024", "ratio-cudnn-flash-s1024"} <= failed <= depends
+
+
+def test_every_h200_case_10_percent_slower_fails_the_time_and_efficiency_claims(capsys, tmp_path):
+    # A slowdown of everything at once (the harness, a library, a driver): ratios, rankings and
+    # exponents cannot see it, the absolute times and the shares of the run's own ceilings can.
+    from resultsfolders import scale_cases
+
+    slow = scale_cases(H200_RUNS[-1], tmp_path / "slow", 1.10)
+    code, verdict, _ = check(capsys, slow, H200_REF)
+    assert code == 1
+    ref = load_reference(H200_REF)
+    failed = _failed(verdict)
+    absolute = {c.id for c in ref.claims if c.kind == "absolute"}
+    efficiency = {c.id for c in ref.claims if c.kind == "efficiency"}
+    assert absolute <= failed and efficiency <= failed
+    assert not failed & {c.id for c in ref.claims if c.kind in ("ratio", "ranking", "scaling")}
 
 
 def test_h100_results_against_the_cpu_reference_and_back_are_skips(capsys):
     code, verdict, _ = check(capsys, H100_RUNS[0], CPU_SMOKE)
     assert code == 2 and verdict["counts"]["SKIP"] == len(verdict["claims"])
     assert all("NVIDIA H100" in c["why"] for c in verdict["claims"])
-    code, verdict, _ = check(capsys, CPU_RUNS / "run-1", H100_REF)
+    code, verdict, _ = check(capsys, CPU_RUNS / "run-1", H200_REF)
     assert code == 2 and verdict["counts"]["SKIP"] == len(verdict["claims"]) > 50
     assert all(c["why"].startswith("out of scope: claim") and "the CPU" in c["why"] for c in verdict["claims"])
 

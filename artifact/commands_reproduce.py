@@ -1,0 +1,59 @@
+"""`artifact reproduce`: the reviewer's one command after set-up (`make reproduce` calls it).
+
+It looks at this machine's GPU (NVML, no torch), picks the shipped references that fit it and the
+plan the primary one names (artifact/shipped.py), runs that plan through `artifact run` (the pinned
+container when Docker can give it a GPU, else natively), and checks the results against every
+fitting reference. It says at each step what it chose and why.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from artifact.errors import ArtifactError
+
+
+def reproduce(
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default results/<UTC time>)."),
+    runtime: str = typer.Option("auto", help="auto (docker if it can give a GPU, else native), docker, or native."),
+    image: Optional[str] = typer.Option(None, help="Image to run in (default: this version's image for the hardware)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would run and be checked; run nothing."),
+) -> None:
+    """Measure what the shipped reference for this machine describes, then check every fitting reference."""
+    from artifact import shipped
+    from artifact.commands_check import check_selected
+    from artifact.launch import RunOptions, default_out, launch
+
+    hw = shipped.this_machine()
+    sel = shipped.select(hw)
+    say = lambda s: print(f"reproduce: {s}", flush=True)  # noqa: E731
+    say(f"hardware: {hw.describe()}")
+    for fit in sel.fits:
+        say(f"reference {Path(fit.reference.path).name}: {fit.why}")
+    if not sel.fits:
+        say("no shipped reference fits this machine: the results will be measured but not checked")
+    say(f"measuring {sel.run_why}")
+    if dry_run:
+        return
+    plan = shipped.plan_path(sel.run)
+    if plan is not None and not plan.is_file():
+        raise ArtifactError(f"{plan}: the plan named by {sel.primary.reference.path if sel.primary else 'the selection'} "
+                            "is missing; restore it from the repository")
+    out = out or default_out()
+    opts = RunOptions(runtime=runtime, out=out, plan=plan, profile=sel.run.profile if plan is None else None,
+                      image=image, argv=list(sys.argv))
+    code = launch(opts, echo=lambda s: print(s, flush=True), note=lambda s: print(s, file=sys.stderr, flush=True))
+    if code:
+        raise typer.Exit(code)
+    if not sel.fits:
+        say(f"measurements are in {out}, unchecked; `artifact report {out}` summarises them")
+        return
+    raise typer.Exit(check_selected(out, out, say=say))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(reproduce)
