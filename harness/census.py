@@ -220,7 +220,7 @@ def collect_cpu(fn: Callable[[], Any], calls: int = CENSUS_CALLS) -> list[RawAct
 
 
 def take(make_fn: Callable[[], Callable[[], Any]], device: str, median_ms: Optional[float],
-         calls: int = CENSUS_CALLS) -> Census:
+         calls: int = CENSUS_CALLS, sm_clock: Optional[Callable[[], Optional[int]]] = None) -> Census:
     """The census of a case under the lock in force, and the same call with the lock lifted.
 
     `make_fn` builds the case's callable (inputs included); it is called once per census so each
@@ -231,6 +231,7 @@ def take(make_fn: Callable[[], Callable[[], Any]], device: str, median_ms: Optio
     what = (f"torch.profiler (CUPTI): one replay of a CUDA graph of {calls} calls" if device == "cuda"
             else f"torch.profiler: ATen operators over {calls} calls (self CPU time)")
     locked = aggregate(collect(make_fn(), calls), calls, median_ms, what)
+    locked.sm_mhz = sm_clock() if sm_clock is not None else None
     with envlock.unlocked():
         unlocked_raw = collect(make_fn(), calls)
     unlocked = aggregate(unlocked_raw, calls, median_ms, what + ", lock lifted")

@@ -159,6 +159,10 @@ class Census:
     unlocked_entries: list[CensusEntry] = field(default_factory=list)  # the same call, lock lifted
     matches_unlocked: Optional[bool] = None  # same activities and launches per call
     differences: list[str] = field(default_factory=list)
+    # NVML's SM clock right after the profiled replay: a short replay after a pause can run at a
+    # higher clock than the sustained sampling did (Timing.clocks), so its kernel times can be
+    # shorter than the median by that ratio.
+    sm_mhz: Optional[int] = None
 
 
 # --------------------------------------------------------------------------- the other parts

@@ -150,14 +150,15 @@ def clock_stats(readings: list[tuple[int | None, int | None]]) -> ClockStats | N
                       mem_mhz_median=mem[0], mem_mhz_min=mem[1], mem_mhz_max=mem[2])
 
 
-def _census(workload, spec: CaseSpec, seed: int, median_ms: float, result: CaseResult) -> None:
+def _census(workload, spec: CaseSpec, seed: int, median_ms: float, result: CaseResult, nvml: Nvml | None) -> None:
     from harness import census
 
     def make_fn():
         return workload.make_fn(spec, workload.make_inputs(spec, seed))
 
+    sm_clock = (lambda: nvml.clocks()[0]) if nvml is not None and nvml.ok else None
     try:
-        result.census = census.take(make_fn, spec.device, median_ms)
+        result.census = census.take(make_fn, spec.device, median_ms, sm_clock=sm_clock)
     except census.CensusUnavailable as exc:
         result.unavailable["census"] = str(exc)
     except (RuntimeError, ValueError, TypeError, AssertionError) as exc:
@@ -239,7 +240,7 @@ def run_case(
         sec = summary.median_ms / 1e3
         result.throughput = Throughput(flops=flops, bytes=nbytes, tflops=flops / sec / 1e12, gbps=nbytes / sec / 1e9)
         if census:
-            _census(workload, spec, timing.seed + 2, summary.median_ms, result)
+            _census(workload, spec, timing.seed + 2, summary.median_ms, result, nvml)
             phase("census")
         else:
             result.unavailable["census"] = "not taken (census: false in the plan, or --no-census)"

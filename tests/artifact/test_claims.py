@@ -218,3 +218,54 @@ def test_environment_claim():
     assert v.status == C.FAIL and "not recorded (run on the CPU)" in v.why
     env_cpu = replace(claim, min_nvidia_driver=None).judge(results([], device="cpu"))
     assert env_cpu.status == C.PASS
+
+
+# --------------------------------------------------------------------------- efficiency
+def _ceilings(matmul_tflops: float):
+    from harness.records import Ceiling, CeilingsRecord
+
+    return CeilingsRecord(created_at="", device="cuda", gpu_name="NVIDIA L4", ceilings=[
+        Ceiling(metric="matmul_tflops", value=matmul_tflops, unit="TFLOP/s", dtype="float16", what="test",
+                median_ms=1.0, ci_low_ms=1.0, ci_high_ms=1.0, work=1.0, n_samples=30)])
+
+
+def efficiency(reference, rel, rule="point"):
+    return C.EfficiencyClaim(id="e", case=sel(backend="flash", seq=512), ceiling="matmul_tflops", reference=reference,
+                             tolerance=Tolerance(rule=rule, rel=rel, derivation="test"), **{**COMMON, "kind": "efficiency"})
+
+
+def test_efficiency_is_the_share_of_the_runs_own_ceiling_one_sided():
+    rng = np.random.default_rng(RNG_SEED + 40)
+    case = timed(spec(), 0.08, 0.02, 300, rng)
+    share = case.throughput.tflops / 200.0
+    r = replace(results([case]), ceilings=_ceilings(200.0))
+    ok = efficiency(share, 0.05).judge(r)
+    assert ok.status == C.PASS and ok.measured == pytest.approx(share)
+    assert ok.band_low == pytest.approx(share / 1.05) and ok.band_high is None
+    # faster than the reference never fails a lower bound
+    assert efficiency(share * 0.5, 0.05).judge(r).status == C.PASS
+    slow = efficiency(share * 1.10, 0.05).judge(r)  # the case reaches 10% less than claimed
+    assert slow.status == C.FAIL and slow.tolerance_used > 1
+    # the same run on a card with a 10% lower ceiling: the share is back where it was claimed
+    assert efficiency(share * 1.10, 0.05).judge(replace(r, ceilings=_ceilings(200.0 / 1.10))).status == C.PASS
+
+
+def test_efficiency_without_ceilings_is_missing_not_a_pass():
+    rng = np.random.default_rng(RNG_SEED + 41)
+    v = efficiency(0.4, 0.05).judge(results([timed(spec(), 0.08, 0.02, 100, rng)]))
+    assert v.status == C.FAIL and v.missing and "ceilings.json" in v.why
+
+
+def test_environment_claim_fails_a_run_timed_with_the_fill():
+    rng = np.random.default_rng(RNG_SEED + 42)
+    claim = C.EnvironmentClaim(id="env", fill_off=True, **{**COMMON, "kind": "environment"})
+    case = timed(spec(), 0.08, 0.02, 100, rng)
+    env_off = env_record()
+    env_off.lock["fill_uninitialized_memory"] = False
+    good = replace(case, timing=replace(case.timing, fill_uninitialized_memory=False))
+    assert claim.judge(C.ResultSet("x", env_off, [good])).status == C.PASS
+    # the lock said off, but the process that timed had it on: that is what counts
+    bad = replace(case, timing=replace(case.timing, fill_uninitialized_memory=True))
+    assert claim.judge(C.ResultSet("x", env_off, [bad])).status == C.FAIL
+    # a run of the harness from before issue 8 did not record it at all
+    assert claim.judge(C.ResultSet("x", env_record(), [case])).status == C.FAIL

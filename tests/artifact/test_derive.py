@@ -135,3 +135,40 @@ def test_bad_options_are_one_line_errors(runs, tmp_path, capsys):
     assert code == 2 and io.err.strip() == "error: --ratio: expected NUM/DEN such as cudnn/flash, got 'cudnn'"
     with pytest.raises(ArtifactError, match="results folder not found"):
         derive.derive([tmp_path / "nope"], derive.DeriveOptions(name="x", min_runs=1, min_machines=1))
+
+
+def test_family_scope_is_kept_only_where_another_model_bears_it_out(runs, tmp_path):
+    # Evidence: the same two L4 runs relabelled as another GPU of compute capability 8.9, with
+    # cudnn made 20% slower there. Ratio and ranking claims are offered to the family; those
+    # about cudnn fail on the evidence and go back to the L4; absolute times never leave it.
+    from resultsfolders import scale_backend
+
+    evidence = []
+    for i, r in enumerate(runs):
+        e = scale_backend(r, tmp_path / f"ev-{i}", "cudnn", 1.2)
+        env = load_record(e / storage.ENV_FILE, EnvRecord)
+        env.gpu.name, env.gpu.uuid = "NVIDIA L40S", f"GPU-ev{i}"
+        storage.write_record(e / storage.ENV_FILE, env)
+        storage.write_manifest(e)
+        evidence.append(e)
+    opts = derive.DeriveOptions(name="fam", min_runs=2, ratio_pairs=[("cudnn", "flash"), ("efficient", "flash")],
+                                family_evidence=evidence)
+    doc = derive.derive(runs, opts)
+    scope = {c["id"]: c["scope"] for c in doc["claims"]}
+    assert all(scope[c["id"]]["kind"] == "gpu_model" for c in doc["claims"] if c["kind"] == "absolute")
+    eff = [cid for cid in scope if cid.startswith("ratio-efficient-flash")]
+    cud = [cid for cid in scope if cid.startswith("ratio-cudnn-flash")]
+    assert eff and all(scope[c] == {"kind": "compute_capability", "min": "8.9", "max": "8.9"} for c in eff)
+    assert cud and all(scope[c]["kind"] == "gpu_model" for c in cud)
+    notes = {c["id"]: c["tolerance"]["derivation"]["scope_evidence"] for c in doc["claims"] if c["id"] in eff + cud}
+    assert all("held on 2 run(s) of NVIDIA L40S" in notes[c] for c in eff)
+    assert all("passed it: kept to the GPU model" in notes[c] for c in cud)
+    # without evidence nothing is offered beyond the model it was measured on
+    bare = derive.derive(runs, derive.DeriveOptions(name="bare", min_runs=2))
+    assert {c["scope"]["kind"] for c in bare["claims"]} <= {"gpu_model", "any_gpu"}
+
+
+def test_retired_timing_leaves_no_time_claim_and_says_why(runs):
+    doc = derive.derive(runs, derive.DeriveOptions(name="old", min_runs=2, retire_timing="measured with the fill"))
+    assert {c["kind"] for c in doc["claims"]} <= {"memory", "correctness", "determinism", "environment"}
+    assert any(n["why"] == "measured with the fill" for n in doc["not_claimed"])
