@@ -224,3 +224,39 @@ def bar_chart(categories: Sequence[str], series: Sequence[tuple[str, Sequence[Op
     out += _legend([label for label, _ in series], extra)
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def roofline(points: Sequence[tuple[str, float, float, str]], *, compute_roof: float, bandwidth_roof: float,
+             title: str, compute_label: str, bandwidth_label: str) -> str:
+    """A roofline on log-log axes: attained TFLOP/s against arithmetic intensity (FLOP per byte
+    of the fewest bytes any implementation must move), under the card's two measured roofs.
+
+    `points`: (series label, intensity FLOP/B, TFLOP/s, point label such as "S=512").
+    `compute_roof` in TFLOP/s; `bandwidth_roof` in GB/s (so the slanted roof is AI x GB/s / 1000)."""
+    if not points:
+        raise ValueError("roofline: nothing to plot")
+    ridge = compute_roof * 1000.0 / bandwidth_roof  # FLOP/B where the two roofs meet
+    xs = [p[1] for p in points] + [ridge]
+    lo_x, hi_x = min(xs) / 2, max(xs) * 2
+    ys = [p[2] for p in points] + [compute_roof, min(compute_roof, lo_x * bandwidth_roof / 1000.0)]
+    xa = _Axis(lo_x, hi_x, True, MARGIN_L, WIDTH - MARGIN_R)
+    ya = _Axis(min(ys) / 1.5, compute_roof * 1.5, True, HEIGHT - MARGIN_B, MARGIN_T)
+    ticks = [t for t in xa.ticks()]
+    out = _frame(title, "arithmetic intensity (FLOP per byte moved, fewest bytes)", "TFLOP/s") + \
+        _grid(xa, ya, ticks, [_label(t) for t in ticks])
+    # The roof: bandwidth-bound from the left edge to the ridge, then compute-bound.
+    left = max(xa.lo, ya.lo * 1000.0 / bandwidth_roof)
+    out.append(f'<polyline class="roof" data-compute="{compute_roof!r}" data-bandwidth="{bandwidth_roof!r}" '
+               f'data-ridge="{ridge!r}" points="{xa(left):.1f},{ya(left * bandwidth_roof / 1000.0):.2f} '
+               f'{xa(ridge):.1f},{ya(compute_roof):.2f} {xa(xa.hi):.1f},{ya(compute_roof):.2f}" fill="none" stroke="#333" '
+               f'stroke-width="2"/>')
+    out.append(_text(xa(xa.hi) - 4, ya(compute_roof) - 6, compute_label, anchor="end", size=11))
+    out.append(_text(xa(left) + 4, ya(left * bandwidth_roof / 1000.0) - 6, bandwidth_label, anchor="start", size=11))
+    labels = list(dict.fromkeys(p[0] for p in points))
+    for label, x, y, tag in points:
+        colour = PALETTE[labels.index(label) % len(PALETTE)]
+        out.append(f'<circle class="point" data-label={quoteattr(label)} data-x="{x!r}" data-y="{y!r}" data-tag={quoteattr(tag)} '
+                   f'cx="{xa(x):.1f}" cy="{ya(y):.2f}" r="4" fill="{colour}"><title>{escape(f"{label} {tag}: {y:.4g} TFLOP/s")}</title></circle>')
+    out += _legend(labels, [("measured roofs", "0")])
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

@@ -1,7 +1,8 @@
 """`artifact report`: report.md and SVG plots from one results folder (torch-free).
 
-Every number in the report is read from the folder's records (env.json, cases/*.json), from the
-verdict, or from the reference file (measured peaks); the text around them is fixed wording. The
+Every number in the report is read from the folder's records (env.json, ceilings.json,
+cases/*.json), from the verdict, or, for runs that measured no ceilings, from the reference file's
+measured peaks; the text around them is fixed wording. The
 same holds for the expected-results tables of ARTIFACT.md, generated from the reference files by
 `expected_results_markdown` (see `artifact expected-results`).
 """
@@ -54,7 +55,25 @@ class Peaks:
 
 
 def peaks_for(results: ResultSet, reference: Optional[Reference], dtype: str) -> Peaks:
-    """The reference's measured peaks, only when the results ran on the reference's hardware."""
+    """The card's ceilings measured in the same run (ceilings.json) when there are any; else the
+    reference's measured peaks, only when the results ran on the reference's hardware."""
+    ceil = results.ceilings
+    if ceil is not None:
+        mm, bw = ceil.get("matmul_tflops"), ceil.bandwidth()
+        t = g = None
+        why = []
+        if mm is not None and mm.dtype == dtype:
+            t = Peak("tflops", mm.value, mm.unit, f"measured in this run: {mm.what}", mm.dtype)
+        elif mm is not None:
+            why.append(f"the run's matmul ceiling is {mm.dtype}, these cases are {dtype}")
+        else:
+            why.append("the run measured no matmul ceiling" + (f" ({ceil.unavailable['matmul_tflops']})"
+                                                              if "matmul_tflops" in ceil.unavailable else ""))
+        if bw is not None:
+            g = Peak("gbps", bw.value, bw.unit, f"measured in this run: {bw.what}")
+        else:
+            why.append("the run measured no copy ceiling")
+        return Peaks(t, g, "; ".join(why))
     if reference is None:
         return Peaks(None, None, "no reference file given (--reference) to take measured peaks from")
     if not reference.hardware.matches(results.env):
@@ -65,29 +84,97 @@ def peaks_for(results: ResultSet, reference: Optional[Reference], dtype: str) ->
 
 
 # --------------------------------------------------------------------------- sections
+def roof_tflops(c: CaseResult, peaks: Peaks) -> Optional[float]:
+    """The roofline's ceiling at this case's arithmetic intensity: min(compute roof, AI x bandwidth)."""
+    if c.throughput is None or not c.throughput.bytes or peaks.tflops is None or peaks.gbps is None:
+        return None
+    intensity = c.throughput.flops / c.throughput.bytes
+    return min(peaks.tflops.value, intensity * peaks.gbps.value / 1000.0)
+
+
+def _clock_text(c: CaseResult) -> str:
+    k = c.timing.clocks if c.timing is not None else None
+    if k is None or k.sm_mhz_median is None:
+        return "-"
+    spread = f" ({k.sm_mhz_min:g}-{k.sm_mhz_max:g})" if k.sm_mhz_min != k.sm_mhz_max else ""
+    return f"{k.sm_mhz_median:g}{spread}"
+
+
 def _results_table(cases: list[CaseResult], peaks: Peaks) -> list[str]:
     lines = [
-        "| backend | S | median ms | 95% CI ms | ±% | samples x reps | converged | TFLOP/s | % of peak TFLOP/s | GB/s | % of peak GB/s | rel. error | bitwise repeat | peak alloc MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| backend | S | median ms | 95% CI ms | ±% | samples x reps | converged | TFLOP/s | % of peak TFLOP/s | GB/s | "
+        "% of peak GB/s | FLOP/B | % of roof | SM MHz (range) | rel. error | bitwise repeat | peak alloc MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cases:
         if c.status != "ok" or c.timing is None:
-            lines.append(f"| {c.case.backend} | {c.case.seq} | {c.status}: {c.reason or ''} |" + " |" * 11)
+            lines.append(f"| {c.case.backend} | {c.case.seq} | {c.status}: {c.reason or ''} |" + " |" * 14)
             continue
         s = c.timing.summary
         tp = c.throughput
         pt = f"{100 * tp.tflops / peaks.tflops.value:.1f}%" if tp and peaks.tflops else "-"
         pg = f"{100 * tp.gbps / peaks.gbps.value:.1f}%" if tp and peaks.gbps else "-"
+        roof = roof_tflops(c, peaks)
+        ai = f"{tp.flops / tp.bytes:.4g}" if tp and tp.bytes else "-"
         mem = c.memory.peak_allocated_bytes if c.memory else None
         corr = c.correctness
         lines.append(
             f"| {c.case.backend} | {c.case.seq} | {_n(s.median_ms)} | [{_n(s.ci_low_ms)}, {_n(s.ci_high_ms)}] | "
             f"{100 * s.rel_halfwidth:.2f} | {s.n_samples} x {s.n_repetitions} | {'yes' if s.converged else 'no'} | "
-            f"{_n(tp.tflops) if tp else '-'} | {pt} | {_n(tp.gbps) if tp else '-'} | {pg} | "
+            f"{_n(tp.tflops) if tp else '-'} | {pt} | {_n(tp.gbps) if tp else '-'} | {pg} | {ai} | "
+            f"{f'{100 * tp.tflops / roof:.1f}%' if roof and tp else '-'} | {_clock_text(c)} | "
             f"{_n(corr.rel_error, 2) if corr else '-'} | {('yes' if corr.bitwise_repeat else 'no') if corr else '-'} | "
             f"{_n(mem / 2**20) if mem is not None else '-'} |"
         )
     return lines
+
+
+def _census_table(cases: list[CaseResult]) -> list[str]:
+    """What ran in each timed call (the kernel census), and whether the lock added anything."""
+    from harness.census import short_name
+
+    rows = []
+    for c in cases:
+        cen = c.census
+        if cen is None:
+            why = c.unavailable.get("census") if c.unavailable else None
+            if why:
+                rows.append(f"| {c.case.backend} | {c.case.seq} | not taken: {why} | | | | |")
+            continue
+        acts = "; ".join(f"{short_name(e.name, 70)} x{e.launches_per_call:g} ({_n(e.ms_per_call * 1e3, 3)} us)"
+                         for e in cen.entries[:4]) + (f"; +{len(cen.entries) - 4} more" if len(cen.entries) > 4 else "")
+        lock = {True: "no", False: "YES: " + "; ".join(cen.differences[:2]), None: "-"}[cen.matches_unlocked]
+        clocks = f"{cen.sm_mhz}" if cen.sm_mhz else "-"
+        rows.append(f"| {c.case.backend} | {c.case.seq} | {acts} | {_n(cen.ms_per_call)} | "
+                    f"{_n(cen.share_of_median, 3) if cen.share_of_median is not None else '-'} | {lock} | {clocks} / {_clock_text(c)} |")
+    if not rows:
+        return []
+    return ["What ran in each timed call (kernel census: one profiled CUDA-graph replay; on the CPU, the ATen operators) "
+            "and whether the lock added or changed anything against the same call with the lock lifted:", "",
+            "| backend | S | activities per call (longest first) | device ms / call | share of the median | lock adds or changes kernels | SM MHz at census / while timing |",
+            "|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def _candidate_table(cases: list[CaseResult]) -> list[str]:
+    """Each candidate kernel (any workload but the library's) against every library backend at
+    its S: the ratio of medians with its CI; "faster" only when the whole CI is below 1."""
+    from harness import stats
+
+    ok = [c for c in cases if c.status == "ok" and c.timing is not None]
+    cands = [c for c in ok if c.case.workload != "sdpa"]
+    if not cands:
+        return []
+    rows = []
+    for cand in sorted(cands, key=lambda c: c.case.seq):
+        for lib in sorted((c for c in ok if c.case.workload == "sdpa" and c.case.seq == cand.case.seq),
+                          key=lambda c: c.case.backend):
+            ci = stats.hierarchical_ratio_ci(groups_of(cand), groups_of(lib), n_resamples=4000, seed=20240611)
+            word = "faster" if ci.high < 1.0 else ("slower" if ci.low > 1.0 else "no detectable difference")
+            rows.append(f"| {cand.case.seq} | {cand.case.backend} | {lib.case.backend} | {_n(ci.estimate)} | "
+                        f"[{_n(ci.low)}, {_n(ci.high)}] | {word} |")
+    return ["The candidate against every library backend at the same S (time of the candidate over the backend's; "
+            "\"faster\" only when the whole 95% CI of the ratio is below 1):", "",
+            "| S | candidate | backend | ratio | 95% CI | verdict |", "|---|---|---|---|---|---|", *rows, ""]
 
 
 def _ratios_table(cases: list[CaseResult]) -> tuple[list[str], dict[int, tuple]]:
@@ -144,6 +231,16 @@ def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> 
         y_label="TFLOP/s", reference=ref))
     made.append((name, "Achieved TFLOP/s per backend and S" + (f"; dashed: the measured peak ({peaks.tflops.source})." if peaks.tflops
                                                                else f"; no peak line: {peaks.why_missing}.")))
+    points = [(c.case.backend, c.throughput.flops / c.throughput.bytes, c.throughput.tflops, f"S={c.case.seq}")
+              for c in ok if c.throughput is not None and c.throughput.bytes]
+    if points and peaks.tflops and peaks.gbps:
+        name = f"roofline-{slug}.svg"
+        storage.atomic_write_text(out_dir / name, plots.roofline(
+            points, compute_roof=peaks.tflops.value, bandwidth_roof=peaks.gbps.value,
+            title=f"Roofline ({_family_name(key)})",
+            compute_label=f"{_n(peaks.tflops.value)} {peaks.tflops.unit}", bandwidth_label=f"{_n(peaks.gbps.value)} {peaks.gbps.unit}"))
+        made.append((name, f"Roofline: each case at its arithmetic intensity under the card's roofs ({peaks.tflops.source}; "
+                           f"{peaks.gbps.source}); the table's \"% of roof\" is each point's distance to the roof."))
     return made
 
 
@@ -294,6 +391,8 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
         ratio_lines, best[key] = _ratios_table(cases)
         if ratio_lines:
             lines += ["Time of each backend over the fastest one's at the same S (ratio of medians, bootstrap CI):", "", *ratio_lines, ""]
+        lines += _candidate_table(cases)
+        lines += _census_table(cases)
         for name, caption in _plots(key, cases, peaks, out_dir):
             lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
     lines += ["## Environment", "", *_environment(results), ""]

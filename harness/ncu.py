@@ -296,5 +296,5 @@ def summary_lines(p: NcuProfile) -> list[str]:
         f"occupancy {pct(k.achieved_occupancy_pct)} achieved of {pct(k.theoretical_occupancy_pct)} theoretical; "
         f"{k.registers_per_thread or 0:.0f} registers/thread, {smem} shared memory/block, grid {k.grid_size or 0:.0f} x "
         f"block {k.block_size or 0:.0f}, {k.waves_per_sm or 0:.2f} waves/SM;",
-        f"limiter (ncu): {(k.limiter or '-').rstrip('.')}; busiest pipe: {k.busiest_pipe or '-'}.",
+        f"limiter (ncu): {(k.limiter or '-').rstrip('.')}; busiest pipe: {(k.busiest_pipe or '-').rstrip('.')}.",
     ]

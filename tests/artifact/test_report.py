@@ -163,3 +163,32 @@ def test_paragraph_calls_a_backend_fastest_only_when_the_ratio_ci_excludes_one(t
     paragraph = (run / "report.md").read_text().split("## Publication paragraph")[1]
     assert "at S=128 the fastest backend was triton;" in paragraph
     assert "at S=2048 default and cudnn were the fastest, indistinguishable at this precision" in paragraph
+
+
+def test_h200_report_has_the_roofline_census_and_candidate_standing_from_the_run(tmp_path, capsys):
+    # A committed H200 run: the roofs are the ceilings measured in that same run, every point
+    # sits at its case's intensity and TFLOP/s, and the census and candidate tables are there.
+    import json
+    import re
+
+    run = Path(__file__).resolve().parents[2] / "bench" / "h200" / "machine-C" / "run-C1"
+    assert main(["report", str(run), "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    text = (tmp_path / "report.md").read_text()
+    (svg,) = list(tmp_path.glob("roofline-*.svg"))
+    drawing = svg.read_text()
+    ceil = json.loads((run / "ceilings.json").read_text())
+    got = {c["metric"]: c["value"] for c in ceil["ceilings"]}
+    roof = re.search(r'class="roof" data-compute="([^"]+)" data-bandwidth="([^"]+)"', drawing)
+    assert float(roof.group(1)) == got["matmul_tflops"]
+    assert float(roof.group(2)) == max(got["copy_gbps"], got["memcpy_gbps"])
+    points = re.findall(r'class="point" data-label="([^"]+)" data-x="([^"]+)" data-y="([^"]+)" data-tag="S=(\d+)"', drawing)
+    cases = {(c["case"]["backend"], c["case"]["seq"]): c for c in
+             (json.loads(p.read_text()) for p in (run / "cases").glob("*.json"))}
+    assert len(points) == len(cases) == 30
+    for label, x, y, seq in points:
+        tp = cases[(label, int(seq))]["throughput"]
+        assert float(x) == tp["flops"] / tp["bytes"] and float(y) == tp["tflops"]
+    assert "% of roof" in text and "kernel census" in text and "cudnn_generated_fort_native_sdpa" in text
+    assert re.search(r"\| 128 \| triton \| cudnn \| [\d.]+ \| \[[\d.]+, [\d.]+\] \| faster \|", text)
+    assert re.search(r"\| 2048 \| triton \| cudnn \| [\d.]+ \| \[[\d.]+, [\d.]+\] \| slower \|", text)
