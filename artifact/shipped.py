@@ -18,8 +18,9 @@ from artifact.reference import Reference, RunSpec, load_reference
 
 REFERENCES_DIR = Path(__file__).resolve().parent / "references"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Plans and profiles when no shipped reference names one for this hardware.
-PORTABLE_GPU_RUN = RunSpec(profile="full")
+# Plans and profiles when no shipped reference names one for this hardware: on a GPU, the
+# library backends and the candidate with a config every GPU Triton supports can run.
+PORTABLE_GPU_RUN = RunSpec(plan="harness/plans/artifact-portable.yaml")
 CPU_RUN = RunSpec(profile="smoke")
 
 
@@ -102,7 +103,7 @@ def select(hw: Hardware, references: Optional[list[Reference]] = None) -> Select
         sel.run = _run_of(primary.reference)
         sel.run_why = f"the {sel.run.describe()} of {primary.reference.name} ({primary.how} fit)"
         if primary.how == "family" and sel.run.plan and not _plan_runs_here(hw):
-            sel.run, sel.run_why = PORTABLE_GPU_RUN, "the full profile (the reference's plan needs Hopper-only features)"
+            sel.run, sel.run_why = PORTABLE_GPU_RUN, "the portable plan (the reference's plan needs Hopper-only features)"
     else:
         # No reference for this model or family: its portable claims (correctness, determinism,
         # environment on any GPU) are still worth checking.
@@ -111,7 +112,7 @@ def select(hw: Hardware, references: Optional[list[Reference]] = None) -> Select
                 sel.fits.append(Fit(r, "portable", f"no reference for {hw.describe()}; the portable claims of {r.name} "
                                                    "(correctness, determinism, environment) apply to any GPU"))
                 break
-        sel.run, sel.run_why = PORTABLE_GPU_RUN, "the full profile (no reference plan fits this GPU)"
+        sel.run, sel.run_why = PORTABLE_GPU_RUN, "the portable plan (no reference plan fits this GPU)"
     return sel
 
 

@@ -344,7 +344,15 @@ class TritonAttentionWorkload(AttentionWorkload):
             return "on the CPU the Triton kernel runs only in the interpreter: set TRITON_INTERPRET=1 before starting"
         if spec.device == "cuda" and INTERPRETED:
             return "TRITON_INTERPRET=1 is set, so the kernel would be interpreted, not compiled: unset it to run on the GPU"
-        return config_problem(resolve_config(spec), spec)
+        config = resolve_config(spec)
+        if spec.device == "cuda":
+            major, minor = torch.cuda.get_device_capability()
+            if (major, minor) < (8, 0):
+                return f"the Triton kernel needs compute capability 8.0 or newer; this GPU has {major}.{minor}"
+            if (config["use_tma"] or config["warp_specialize"]) and major < 9:
+                return (f"config uses {'TMA descriptors' if config['use_tma'] else 'warp specialisation'}, which need "
+                        f"compute capability 9.0 (Hopper); this GPU has {major}.{minor}: use a config without them")
+        return config_problem(config, spec)
 
     def make_fn(self, spec: CaseSpec, inputs: Any) -> Callable[[], torch.Tensor]:
         q, k, v = inputs

@@ -28,10 +28,15 @@ def test_an_h100_gets_its_reference_and_the_h200_claims_of_its_family():
     assert "compute capability 9.0" in sel.fits[1].why
 
 
-def test_another_gpu_gets_the_portable_claims_and_the_full_profile():
+def test_another_gpu_gets_the_portable_claims_and_the_candidate_with_a_portable_config():
+    from harness import plan as planmod
+
     sel = shipped.select(shipped.Hardware("cuda", "NVIDIA A100-SXM4-80GB", "8.0"))
     assert [how for _, how in names(sel)] == ["portable"]
-    assert sel.run.profile == "full" and sel.run.plan is None
+    assert sel.run.plan == "harness/plans/artifact-portable.yaml"
+    cases = planmod.from_yaml(shipped.plan_path(sel.run), "cuda").cases
+    cands = [c for c in cases if c.workload == "triton_attention"]
+    assert len(cands) == 5 and not any(c.config["use_tma"] or c.config["warp_specialize"] for c in cands)
 
 
 def test_a_cpu_gets_the_cpu_smoke_reference():
