@@ -66,6 +66,7 @@ def bench(
     no_correctness: bool = typer.Option(False, "--no-correctness", help="Skip the float64 correctness check."),
     no_census: bool = typer.Option(False, "--no-census", help="Skip the per-case kernel census (torch.profiler)."),
     no_ceilings: bool = typer.Option(False, "--no-ceilings", help="Skip measuring the device's matmul and copy ceilings."),
+    shard_of: Optional[str] = typer.Option(None, "--shard", help="Measure shard I of N (I/N) of the plan: cases split by estimated work."),
 ) -> None:
     """Measure every case of a profile, plan file or flag set; write one result file per case."""
     from harness import plan as planmod
@@ -108,6 +109,12 @@ def bench(
         the_plan.census = False
     if no_ceilings:
         the_plan.ceilings = False
+    if shard_of is not None:
+        from harness import shard
+
+        index, count = shard.parse(shard_of)
+        the_plan.cases = shard.select(the_plan.cases, index, count)
+        the_plan.source += f" shard {index}/{count}"
 
     from harness.sweep import run_sweep
 
