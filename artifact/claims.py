@@ -55,9 +55,25 @@ class ResultSet:
     cases: list[CaseResult]
     run: Optional[dict[str, Any]] = None  # run.json from the launcher, when present
     ceilings: Optional[CeilingsRecord] = None  # ceilings.json: the device's own ceilings, same run
+    # Ratio CIs by case pair: a ratio claim and the ranking at the same shape ask for the same one.
+    # init=False: dataclasses.replace (a modified copy) starts with an empty cache.
+    _ratio_cis: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def select(self, selector: CaseSelector) -> list[CaseResult]:
+        if selector.case_id is not None:
+            return [c for c in self.cases if c.case.case_id == selector.case_id]
         return [c for c in self.cases if selector.matches(c.case)]
+
+    def ratio_ci(self, a: CaseResult, b: CaseResult) -> Any:
+        """CI of median(a) / median(b) from the raw samples (fixed seed: the same folder always
+        gets the same interval)."""
+        key = (a.case.case_id, b.case.case_id)
+        if key not in self._ratio_cis:
+            from harness import stats
+
+            self._ratio_cis[key] = stats.hierarchical_ratio_ci(groups_of(a), groups_of(b), n_resamples=BOOTSTRAP_RESAMPLES,
+                                                               seed=BOOTSTRAP_SEED)
+        return self._ratio_cis[key]
 
 
 @dataclass
@@ -427,9 +443,7 @@ class RatioClaim(Claim):
         b, early = self.fetch_one(results, self.denominator)
         if early:
             return early
-        from harness import stats
-
-        ci = stats.hierarchical_ratio_ci(groups_of(a), groups_of(b), n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+        ci = results.ratio_ci(a, b)
         return judge_numeric(self, self.tolerance, self.reference, ci.estimate, (ci.low, ci.high), "x",
                              "ratio of medians", [a.case.case_id, b.case.case_id], ci_level=ci.level,
                              details=[f"CI method {ci.method}"] + [f"flag {f}" for f in ci.flags])
@@ -496,15 +510,12 @@ class RankingClaim(Claim):
                 if early:
                     return early
                 cases[b] = case  # type: ignore[assignment]
-        from harness import stats
-
         worst = None
         details, broken = [], []
         for faster, slower in zip(self.order, self.order[1:]):
             for a in faster:
                 for b in slower:
-                    ci = stats.hierarchical_ratio_ci(groups_of(cases[a]), groups_of(cases[b]),
-                                                     n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+                    ci = results.ratio_ci(cases[a], cases[b])
                     holds = ci.high < 1.0 if self.rule == "significant" else ci.estimate < 1.0
                     details.append(f"{a}/{b} = {_fmt(ci.estimate)} [{_fmt(ci.low)}, {_fmt(ci.high)}]{'' if holds else ' (breaks the order)'}")
                     if not holds:

@@ -81,13 +81,14 @@ def _order_key(spec: CaseSpec) -> tuple:
 
 
 # --------------------------------------------------------------------------- reading the runs
-def read_runs(folders: list[Path], opts: DeriveOptions) -> list[ResultSet]:
+def read_runs(folders: list[Path], opts: DeriveOptions, loaded: Optional[list[ResultSet]] = None) -> list[ResultSet]:
+    """The runs, read and checked (`loaded`: already read by load_results, in the same order)."""
     if len(folders) < opts.min_runs:
         raise ArtifactError(
             f"{len(folders)} result folder(s) given; tolerances need at least {opts.min_runs} independent runs "
             "(pass more folders, or --min-runs to accept fewer for a test reference)"
         )
-    runs = [load_results(f)[0] for f in folders]
+    runs = loaded if loaded is not None else [load_results(f)[0] for f in folders]
     first = runs[0]
     for r in runs[1:]:
         if r.env.device != first.env.device or (
@@ -574,7 +575,7 @@ class _Builder:
             "description": self.opts.description or f"derived from {self.n_runs} runs on {self.n_machines} machine(s)",
             "hardware": self.hardware(),
             **({"run": {k: v for k, v in vars(self.opts.run).items() if v is not None}} if self.opts.run else {}),
-            **({"timing": self.timing} if self.timing and not self.opts.retire_timing and not self.opts.portable_only else {}),
+            **({"timing": self.timing} if self.timing and not self.opts.retire_timing else {}),
             "environment": {
                 "software": dict(env.software),
                 "cuda_runtime_version": env.cuda_runtime_version,
@@ -606,9 +607,10 @@ class _Builder:
         }
 
 
-def derive(folders: list[Path], opts: DeriveOptions) -> dict[str, Any]:
-    """The reference document (a mapping ready for YAML) derived from the runs in `folders`."""
-    runs = read_runs(folders, opts)
+def derive(folders: list[Path], opts: DeriveOptions, loaded: Optional[list[ResultSet]] = None) -> dict[str, Any]:
+    """The reference document (a mapping ready for YAML) derived from the runs in `folders`
+    (`loaded`: the same runs already read by load_results, e.g. by a study deriving many times)."""
+    runs = read_runs(folders, opts, loaded)
     b = _Builder(runs, opts)
     if opts.peaks and opts.peaks_gpu is not None and opts.peaks_gpu != b.gpu_name:
         raise ArtifactError(f"the peaks given were measured on {opts.peaks_gpu}, but the runs are on {b.gpu_name or 'the CPU'}; "
