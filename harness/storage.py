@@ -53,8 +53,6 @@ def unsafe_rel(rel: object) -> str | None:
     if "\\" in rel or "\0" in rel or rel.startswith("/"):
         return "absolute or not a posix path"
     parts = rel.split("/")
-    if len(parts) > MAX_DEPTH:
-        return "nested too deeply"
     for part in parts:
         if part in ("", ".", ".."):
             return "leaves the results folder or has an empty part"
@@ -62,6 +60,8 @@ def unsafe_rel(rel: object) -> str | None:
             return "a hidden file"
         if len(part) > 255:
             return "a name longer than 255 characters"
+    if len(parts) > MAX_DEPTH:
+        return "nested too deeply"
     return None
 
 
