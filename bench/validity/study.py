@@ -103,7 +103,7 @@ def reference_from(runs: list[Path], opts: Any) -> Any:
     """derive-reference from these runs, written and read back as check reads it."""
     doc = derive.derive(runs, opts, [loaded(r)[0] for r in runs])
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{opts.name}.yaml"
+        path = Path(tmp) / "reference.yaml"
         derive.write_reference(doc, path)  # validates by reading it back, as check would
         return load_reference(path)
 
@@ -156,7 +156,7 @@ class Fold:
 def run_fold(dataset: str, label: str, held: list[Path], training: list[Path], machines: int,
              factors: tuple[float, ...] = FACTORS) -> Fold:
     kinds = DATASETS[dataset]["kinds"]
-    opts = derive.DeriveOptions(name=f"lomo-{dataset}-{label}", ratio_pairs=RATIOS, min_runs=min(3, len(training)),
+    opts = derive.DeriveOptions(name=f"lomo-{dataset}-{label.replace('/', '-')}", ratio_pairs=RATIOS, min_runs=min(3, len(training)),
                                 min_machines=min(2, machines))
     ref = reference_from(training, opts)
     fold = Fold(dataset, label, [_rel(p) for p in training], machines, [_rel(p) for p in held], len(ref.claims))
@@ -206,15 +206,19 @@ def run_fold(dataset: str, label: str, held: list[Path], training: list[Path], m
 
 # --------------------------------------------------------------------------- the study
 def discover(dataset: str) -> dict[str, list[Path]]:
-    """Runs of a dataset grouped by machine (GPU UUID and host), labelled A, B, ... in order."""
+    """Runs of a dataset grouped by machine (GPU UUID and host), each machine labelled by the
+    folder that holds its runs (bench/h100/reference/machine-D -> reference/machine-D)."""
     runs: list[Path] = []
     for pattern in DATASETS[dataset]["runs"]:
         runs += sorted(p.parent for p in REPO.glob(pattern + "/" + storage.MANIFEST_FILE))
     groups: dict[str, list[Path]] = defaultdict(list)
     for r in runs:
         groups[machine_of(loaded(r)[0])].append(r)
-    ordered = sorted(groups.values(), key=lambda rs: _rel(rs[0]))
-    return {chr(ord("A") + i): rs for i, rs in enumerate(ordered)}
+    out = {}
+    for rs in sorted(groups.values(), key=lambda rs: _rel(rs[0])):
+        label = _rel(rs[0].parent).split("/", 2)[-1]
+        out[label if label not in out else f"{label} ({machine_of(loaded(rs[0])[0])[:12]})"] = rs
+    return out
 
 
 def clopper_pearson_upper(k: int, n: int, level: float = 0.95) -> float:
@@ -286,7 +290,7 @@ def single_machine(dataset: str, machines: dict[str, list[Path]]) -> dict[str, A
     for label, own in machines.items():
         if len(own) < 2:
             continue
-        opts = derive.DeriveOptions(name=f"one-{dataset}-{label}", ratio_pairs=RATIOS, min_runs=2, min_machines=1)
+        opts = derive.DeriveOptions(name=f"one-{dataset}-{label.replace('/', '-')}", ratio_pairs=RATIOS, min_runs=2, min_machines=1)
         ref = reference_from(own, opts)
         pairs_claimed += sum(len(c.order) - 1 for c in ref.claims if c.kind == "ranking")
         for other, runs in machines.items():
@@ -301,7 +305,7 @@ def single_machine(dataset: str, machines: dict[str, list[Path]]) -> dict[str, A
                     if v.status == FAIL:
                         fails[v.kind] += 1
                         if v.kind == "ranking":
-                            ranking_fails.append(f"{_rel(run)} vs reference from machine {label}: {v.claim_id}: {v.why}")
+                            ranking_fails.append(f"{_rel(run)} vs reference from {label}: {v.claim_id}: {v.why}")
     return {"judged_by_kind": dict(judged), "fails_by_kind": dict(fails), "ranking_fails": ranking_fails,
             "ranking_places_claimed": pairs_claimed}
 
@@ -349,7 +353,7 @@ def markdown(study: dict[str, Any]) -> str:
         lines += [f"## {name} ({len(d['machines'])} machines, {s['runs_checked']} runs checked, claims judged: "
                   f"{d['kinds'] if isinstance(d['kinds'], str) else ', '.join(d['kinds'])})", "", d["note"] + ".", ""]
         for label, runs in d["machines"].items():
-            lines.append(f"- machine {label}: {', '.join(runs)}")
+            lines.append(f"- {label}: {', '.join(Path(r).name for r in runs)}")
         lines += ["", "Honest runs of a machine left out of the reference:", "",
                   f"- runs that exit 1: {s['runs_exit_1']} of {s['runs_checked']} ({_pct(s['run_fail_rate'])}, "
                   f"95% upper bound {_pct(s['run_fail_rate_upper95'])})",

@@ -17,11 +17,21 @@ import io
 import json
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
 
 ADDRESS_SPACE_LIMIT = 6 * 2**30
+HANG_SECONDS = 120
+
+
+class Hang(BaseException):
+    """Raised by the alarm: BaseException, so no `except Exception` in the CLI swallows it."""
+
+
+def _alarm(signum, frame):  # noqa: ARG001
+    raise Hang()
 
 _events: list[tuple[str, str, bool]] = []
 _recording = [False]
@@ -68,16 +78,21 @@ def run_one(spec: dict) -> dict:
     _events.clear()
     t0 = time.monotonic()
     _recording[0] = True
+    signal.alarm(HANG_SECONDS)  # a blocked read (a FIFO) or an endless loop becomes a recorded hang
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(spec["argv"])
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
+            except Hang:
+                err.write(f"HANG: still running after {HANG_SECONDS} s\n")
+                code = "hang"
             except BaseException:  # a traceback escaped the CLI: exactly what must never happen
                 err.write(traceback.format_exc())
                 code = 1
     finally:
+        signal.alarm(0)
         _recording[0] = False
     return {
         "name": spec["name"], "code": code, "stdout": out.getvalue()[-4000:], "stderr": err.getvalue()[-4000:],
@@ -89,6 +104,7 @@ def run_one(spec: dict) -> dict:
 
 def main() -> int:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+    signal.signal(signal.SIGALRM, _alarm)
     specs = json.loads(open(sys.argv[1], encoding="utf-8").read())
     # Everything the CLIs import up front is imported before recording starts; what they import
     # lazily (their own modules, numpy's and scipy's parts) is allowed by the test.

@@ -17,8 +17,8 @@ from artifact import claims as C
 from artifact import derive
 from artifact.cli import main
 from artifact.errors import ArtifactError
-from artifact.reference import CaseSelector, Scope, TimingSpec, load_reference
-from artifact.results import attention_work, check_case, load_results
+from artifact.reference import CaseSelector, Scope, load_reference
+from artifact.verdict import load_results
 from harness import stats, storage
 from harness.records import CaseResult, CaseSpec, Correctness, load_record
 
@@ -90,6 +90,7 @@ def test_judges_read_statistics_recomputed_from_the_samples():
 
 
 def test_the_torch_free_work_formula_is_the_workloads_own():
+    from artifact.results import attention_work
     from harness.workloads import get
 
     for workload, backend in (("sdpa", "flash"), ("triton_attention", "triton")):
@@ -119,6 +120,8 @@ def test_a_correctness_error_that_is_not_a_finite_nonnegative_number_fails(error
 
 
 def test_a_record_with_a_negative_error_or_a_contradiction_is_refused():
+    from artifact.results import check_case
+
     results, _ = load_results(H200_RUN)
     case = next(c for c in results.cases if c.correctness is not None)
     rel = f"cases/{case.case.case_id}.json"
@@ -188,6 +191,8 @@ def timed_ref(tmp_path_factory):
 
 
 def test_derive_records_how_the_cases_were_timed(timed_ref):
+    from artifact.reference import TimingSpec
+
     path, doc = timed_ref
     assert doc["timing"] == {"method": "cuda_graph", "repeats": 1, "cache": ["warm"], "target_rel_ci": 0.01}
     ref = load_reference(path)

@@ -68,10 +68,10 @@ def test_reusing_the_honest_runs_ratio_cis_changes_no_verdict(study):
     from artifact.verdict import judge_all
 
     machines = study.discover("h200")
-    training = [r for label in ("B", "C") for r in machines[label]]
+    training = [r for label in ("machine-B", "machine-C") for r in machines[label]]
     opts = study.derive.DeriveOptions(name="t", ratio_pairs=study.RATIOS, min_runs=3, min_machines=2)
     ref = study.reference_from(training, opts)
-    results, note = study.loaded(machines["A"][0])
+    results, note = study.loaded(machines["machine-A"][0])
     results = replace(results)
     judge_all(results, ref, note)
     slow_id = "sdpa-flash-b32h8s1024d64-float16-full-warm-cuda"
