@@ -77,6 +77,8 @@ def load_results(folder: Path | str) -> tuple[ResultSet, str]:
     if not cases:
         raise ArtifactError(f"{folder / storage.CASES_DIR}: no case results; the run produced nothing to check")
     ceilings = storage.load_ceilings(folder) if storage.CEILINGS_FILE in listed else None
+    if ceilings is not None:
+        check_ceilings(ceilings)
     run: Optional[dict[str, Any]] = None
     if RUN_FILE in listed:
         data = load_json(folder / RUN_FILE)
@@ -153,6 +155,19 @@ def _compare_summary(stored: TimingSummary, fresh: TimingSummary, rel: str) -> N
         raise _refuse(f"{where}.ci_low_ms/ci_high_ms",
                       f"[{stored.ci_low_ms:.6g}, {stored.ci_high_ms:.6g}] is not the CI of the raw samples "
                       f"([{fresh.ci_low_ms:.6g}, {fresh.ci_high_ms:.6g}])")
+
+
+def check_ceilings(record: Any) -> None:
+    """A ceiling's value is derived from its work and median time (rounded to 4 significant
+    digits by the harness): one that disagrees was edited, and would shift every efficiency share."""
+    for i, c in enumerate(record.ceilings):
+        where = f"{storage.CEILINGS_FILE}: ceilings[{i}] ({c.metric})"
+        if not (c.value > 0 and c.work > 0 and 0 < c.ci_low_ms <= c.median_ms <= c.ci_high_ms):
+            raise _refuse(where, "value, work and times must be positive, the median inside its CI")
+        per = 1e9 if c.unit.startswith("TFLOP") else 1e6  # work / ms -> TFLOP/s or GB/s
+        if not _close(c.value, c.work / c.median_ms / per, 1e-3):
+            raise _refuse(f"{where}.value", f"{c.value:g} {c.unit} is not its work over its median time "
+                                            f"({c.work / c.median_ms / per:.6g})")
 
 
 def attention_work(workload: str, spec: Any) -> Optional[tuple[float, float]]:

@@ -242,7 +242,10 @@ def load_cases(out: Path | str) -> list[CaseResult]:
     folder = Path(out) / CASES_DIR
     if not folder.is_dir():
         raise RecordError(f"{out}: no {CASES_DIR}/ folder: is this a harness output folder?")
-    return [load_record(p, CaseResult) for p in sorted(folder.glob("*.json"))]
+    # Hidden files are never results (write_manifest does not hash them either) and links are
+    # not followed: the same files a checker would read.
+    return [load_record(p, CaseResult) for p in sorted(folder.glob("*.json"))
+            if not p.name.startswith(".") and not p.is_symlink()]
 
 
 def load_env(out: Path | str) -> EnvRecord:

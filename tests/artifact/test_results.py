@@ -303,3 +303,11 @@ def test_report_rejudges_against_the_reference_check_used(tmp_path, capsys, time
     assert f"reference {timed_ref[0]}: the reference verdict.json names" in io.out
     md = (run / "report.md").read_text()
     assert "## Verdict against the reference: PASS" in md and "(timed, measured on NVIDIA H200" in md
+
+
+def test_a_ceiling_must_be_its_work_over_its_time(tmp_path, capsys):
+    # A lower matmul ceiling raises every efficiency share: it is derived data like a summary.
+    run = copy_run(tmp_path)
+    edit(run, "ceilings.json", lambda d: d["ceilings"][0].__setitem__("value", d["ceilings"][0]["value"] * 0.8))
+    code, _, err = check(capsys, run, out=tmp_path / "v")
+    assert code == 2 and "ceilings.json: ceilings[0] (matmul_tflops).value" in err
