@@ -11,6 +11,9 @@ before construction.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,16 @@ class YamlTooBig(ValueError):
 
 
 def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
-    """The file's text. Raises OSError (unreadable, a folder), UnicodeDecodeError, or YamlTooBig."""
-    with open(path, "rb") as fh:
+    """The file's text. Raises OSError (unreadable, a folder, not a plain file),
+    UnicodeDecodeError, or YamlTooBig."""
+    # O_NONBLOCK: a FIFO given as a plan or reference must not wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a plain file", str(path))
         raw = fh.read(max_bytes + 1)
     if len(raw) > max_bytes:
         raise YamlTooBig(f"larger than {max_bytes // 2**20} MiB, which no plan or reference file is")

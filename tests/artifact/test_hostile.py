@@ -404,6 +404,14 @@ def _(root):
     return check_argv(f, root, "reference-is-a-folder", d)
 
 
+@hostile("reference-is-a-fifo", 2, "not a plain file")
+def _(root):
+    f = copy_run(root, "reference-is-a-fifo")
+    fifo = root / "reference-is-a-fifo" / "reference.yaml"
+    os.mkfifo(fifo)
+    return check_argv(f, root, "reference-is-a-fifo", fifo)
+
+
 # --------------------------------------------------------------------------- plans
 def plan_input(root: Path, name: str, text: str | bytes | None) -> tuple:
     d = root / name
@@ -423,6 +431,14 @@ ONE_CASE = "cases:\n  - {backend: math, batch: 1, heads: 1, seq: 8, head_dim: 8}
 @hostile("plan-is-a-folder", 2, "is a folder")
 def _(root):
     return plan_input(root, "plan-is-a-folder", None)
+
+
+@hostile("plan-is-a-fifo", 2, "not a plain file")
+def _(root):
+    d = root / "plan-is-a-fifo"
+    d.mkdir()
+    os.mkfifo(d / "plan.yaml")
+    return ("harness", ["bench", "--plan", str(d / "plan.yaml"), "--out", str(d / "out"), "--device", "cpu"], [d / "plan.yaml"], [])
 
 
 @hostile("plan-non-utf8", 2, "not UTF-8")
