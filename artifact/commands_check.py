@@ -127,10 +127,7 @@ def reference_of_verdict(results_dir: Path):  # noqa: ANN201 - (Reference | None
         return None, ""
     if ref.sha256 != old.reference_sha256:
         return None, ""
-    return ref, f"the reference {VERDICT_NAME} names (unchanged since)"
-
-
-VERDICT_NAME = "verdict.json"
+    return ref, f"the reference {verdictmod.VERDICT_JSON} names (unchanged since)"
 
 
 def stale_verdict(results_dir: Path, fresh) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -46,7 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from artifact import derive  # noqa: E402
-from artifact.claims import FAIL, PASS, ClaimVerdict, ResultSet  # noqa: E402
+from artifact.claims import FAIL, PASS, ResultSet  # noqa: E402
 from artifact.reference import load_reference  # noqa: E402
 from artifact.results import check_case  # noqa: E402
 from artifact.verdict import judge_all, load_results  # noqa: E402

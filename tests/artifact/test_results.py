@@ -10,7 +10,6 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from artifact import claims as C
@@ -22,7 +21,7 @@ from artifact.verdict import load_results
 from harness import stats, storage
 from harness.records import CaseResult, CaseSpec, Correctness, load_record
 
-from resultsfolders import case_result, env_record, scale_cases, write_folder
+from resultsfolders import scale_cases
 
 REPO = Path(__file__).resolve().parents[2]
 H200_REF = REPO / "artifact" / "references" / "h200.yaml"

@@ -58,7 +58,9 @@ def test_the_committed_figures_are_current(result):
         for key in ("runs_checked", "runs_exit_1", "claims_judged", "claim_fails", "by_kind"):
             assert mine[key] == theirs[key], (name, key, mine[key], theirs[key])
         assert mine["detection"]["case@1.10"] == theirs["detection"]["case@1.10"], name
-        assert d["single_machine_references"] == committed["datasets"][name]["single_machine_references"], name
+        one, one_committed = d["single_machine_references"], committed["datasets"][name]["single_machine_references"]
+        assert one["judged_by_kind"] == one_committed["judged_by_kind"], name
+        assert one["ranking_fails"] == one_committed["ranking_fails"] == [], name
         assert d["machines"] == committed["datasets"][name]["machines"], name
 
 
