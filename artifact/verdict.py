@@ -23,7 +23,9 @@ from artifact.reference import Reference
 from harness import storage
 from harness.records import load_json
 
-VERDICT_SCHEMA_VERSION = 1
+# Format history: 1 first release; 2 ClaimVerdict.not_comparable (what differed from the
+# reference's timing), notes on timing comparability. Readers accept older versions.
+VERDICT_SCHEMA_VERSION = 2
 KIND_VERDICT = "verdict"
 VERDICT_JSON = "verdict.json"
 VERDICT_MD = "verdict.md"
@@ -112,6 +114,10 @@ def load_verdict(path: Path | str) -> Verdict:
     data = load_json(path)
     if not isinstance(data, dict) or data.get("kind") != KIND_VERDICT:
         raise ArtifactError(f"{path}: not a verdict file (kind is not {KIND_VERDICT!r}); run artifact check again")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > VERDICT_SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: schema_version {version!r} is not one this tool reads (<= {VERDICT_SCHEMA_VERSION}); "
+                            "run artifact check again")
     try:
         claims = [ClaimVerdict(**c) for c in data.pop("claims")]
         return Verdict(claims=claims, **data)
