@@ -29,6 +29,7 @@ from artifact.reference import (
     Hardware,
     Node,
     Scope,
+    TimingSpec,
     Tolerance,
     check_backend_names,
     parse_scope,
@@ -54,9 +55,25 @@ class ResultSet:
     cases: list[CaseResult]
     run: Optional[dict[str, Any]] = None  # run.json from the launcher, when present
     ceilings: Optional[CeilingsRecord] = None  # ceilings.json: the device's own ceilings, same run
+    # Ratio CIs by case pair: a ratio claim and the ranking at the same shape ask for the same one.
+    # init=False: dataclasses.replace (a modified copy) starts with an empty cache.
+    _ratio_cis: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def select(self, selector: CaseSelector) -> list[CaseResult]:
+        if selector.case_id is not None:
+            return [c for c in self.cases if c.case.case_id == selector.case_id]
         return [c for c in self.cases if selector.matches(c.case)]
+
+    def ratio_ci(self, a: CaseResult, b: CaseResult) -> Any:
+        """CI of median(a) / median(b) from the raw samples (fixed seed: the same folder always
+        gets the same interval)."""
+        key = (a.case.case_id, b.case.case_id)
+        if key not in self._ratio_cis:
+            from harness import stats
+
+            self._ratio_cis[key] = stats.hierarchical_ratio_ci(groups_of(a), groups_of(b), n_resamples=BOOTSTRAP_RESAMPLES,
+                                                               seed=BOOTSTRAP_SEED)
+        return self._ratio_cis[key]
 
 
 @dataclass
@@ -82,6 +99,9 @@ class ClaimVerdict:
     # (the CI's far end for "equivalence", the estimate for "point"). > 1 fails.
     tolerance_used: Optional[float] = None
     missing: bool = False  # FAIL/SKIP because a needed case was not produced
+    # FAIL/SKIP because a needed case was measured otherwise than the reference's (timing method,
+    # repetitions, cache mode): what differs, case by case. Also sets `missing`: no comparable case.
+    not_comparable: list[str] = field(default_factory=list)
     cases: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
 
@@ -90,6 +110,7 @@ class ClaimVerdict:
 class ParseContext:
     defaults: dict[str, Any]
     hardware: Hardware
+    timing: Optional[TimingSpec] = None  # how the reference's cases were timed (schema 2)
 
 
 # --------------------------------------------------------------------------- the base
@@ -100,6 +121,8 @@ _COMMON_KEYS = ("id", "kind", "scope", "required", "description")
 class Claim:
     KIND: ClassVar[str] = ""
     KEYS: ClassVar[tuple[str, ...]] = ()
+    # Judges a time: each case it reads must be timed as the reference's were (TimingSpec).
+    TIMED: ClassVar[bool] = False
 
     id: str
     kind: str
@@ -107,6 +130,7 @@ class Claim:
     required: bool = True
     description: str = ""
     line: int = 0
+    timing_spec: Optional[TimingSpec] = None  # set by parse_claim for TIMED kinds
 
     # -- what subclasses provide
     @classmethod
@@ -157,13 +181,31 @@ class Claim:
                 "select it by case_id in the reference file"
             )
         if not found:
+            other = _other_cache(results, selector)
+            if other is not None:
+                diff = (f"{other.case.case_id} was measured with a {other.case.cache} cache; the reference's case "
+                        f"{selector.describe()} with a {'warm' if other.case.cache == 'cold' else 'cold'} one")
+                return None, self.incomparable(other.case.case_id, [diff])
             return None, self.missing(selector.describe(), "is not in the results folder")
         case = found[0]
         if case.status == "failed":
             return None, self.verdict(FAIL, f"case {case.case.case_id} failed in the run: {case.reason}", cases=[case.case.case_id])
         if case.status != "ok":
             return None, self.missing(case.case.case_id, f"was skipped by the harness ({case.reason})")
+        if self.TIMED and self.timing_spec is not None and case.timing is not None:
+            diffs = self.timing_spec.differences(case.timing)
+            if diffs:
+                return None, self.incomparable(case.case.case_id, diffs)
         return case, None
+
+    def incomparable(self, case_id: str, diffs: list[str]) -> ClaimVerdict:
+        """The run measured the case, but not as the reference did: not judged as if comparable.
+        A required claim FAILs (the run does not confirm it), an optional one is SKIP."""
+        what = f"not comparable: {case_id} " + "; ".join(diffs)
+        if self.required:
+            return self.verdict(FAIL, f"{what}; re-run it as the reference was measured ({self.scope.describe()})",
+                                missing=True, not_comparable=diffs, cases=[case_id])
+        return self.verdict(SKIP, f"{what} (the claim is optional)", missing=True, not_comparable=diffs, cases=[case_id])
 
     def fetch_many(self, results: ResultSet, selector: CaseSelector) -> tuple[list[CaseResult], Optional[ClaimVerdict]]:
         found = results.select(selector)
@@ -219,6 +261,25 @@ def groups_of(case: CaseResult) -> list[list[float]]:
     return [list(r.samples_ms) for r in case.timing.repetitions]
 
 
+def _other_cache(results: ResultSet, selector: CaseSelector) -> Optional[CaseResult]:
+    """The result the selector would name with the other cache mode, if the run has it."""
+    if selector.case_id is not None:
+        for a, b in (("-warm-", "-cold-"), ("-cold-", "-warm-")):
+            if a in selector.case_id:
+                alt = CaseSelector(case_id=selector.case_id.replace(a, b, 1))
+                break
+        else:
+            return None
+    else:
+        modes = selector.values.get("cache", ["warm"])
+        others = [m for m in ("warm", "cold") if m not in modes]
+        if not others:
+            return None
+        alt = selector.with_values(cache=others[0])
+    found = results.select(alt)
+    return found[0] if len(found) == 1 else None
+
+
 def _fmt(x: Optional[float]) -> str:
     if x is None:
         return "-"
@@ -260,19 +321,15 @@ def judge_numeric(claim: Claim, tol: Tolerance, reference: float, estimate: floa
 
 def bootstrap_medians(groups: list[list[float]], rng: np.random.Generator, size: int) -> np.ndarray:
     """Bootstrap draws of a case's median: repetitions resampled, then samples within each
-    (with one repetition, the ordinary bootstrap of the median)."""
-    arrays = [np.asarray(g, dtype=float) for g in groups]
+    (with one repetition, the ordinary bootstrap of the median). Drawn by harness.stats'
+    order-statistic identity, in O(size) memory: resampling indices took size x n (77 GiB for a
+    case of 2.6M samples)."""
+    from harness import stats
+
+    arrays = [np.sort(np.asarray(g, dtype=float)) for g in groups]
     if len(arrays) == 1:
-        a = arrays[0]
-        return np.median(a[rng.integers(0, a.size, size=(size, a.size))], axis=1)
-    picks = rng.integers(0, len(arrays), size=(size, len(arrays)))
-    per_slot = np.empty(picks.shape)
-    for i, a in enumerate(arrays):
-        chosen = picks == i
-        n = int(chosen.sum())
-        if n:
-            per_slot[chosen] = np.median(a[rng.integers(0, a.size, size=(n, a.size))], axis=1)
-    return np.median(per_slot, axis=1)
+        return stats._draw_medians(arrays[0], size, rng)
+    return stats._hierarchical_draws(arrays, "median", size, rng)
 
 
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -302,6 +359,7 @@ class AbsoluteClaim(Claim):
     """A case's latency (median_ms) or throughput (tflops, gbps) within a relative tolerance."""
 
     KIND: ClassVar[str] = "absolute"
+    TIMED: ClassVar[bool] = True
     KEYS: ClassVar[tuple[str, ...]] = ("case", "metric", "reference", "tolerance")
     case: CaseSelector
     metric: str
@@ -350,6 +408,7 @@ class RatioClaim(Claim):
     of two shapes a "speedup"; a ratio here is always two backends at one shape)."""
 
     KIND: ClassVar[str] = "ratio"
+    TIMED: ClassVar[bool] = True
     KEYS: ClassVar[tuple[str, ...]] = ("numerator", "denominator", "reference", "tolerance")
     numerator: CaseSelector
     denominator: CaseSelector
@@ -384,9 +443,7 @@ class RatioClaim(Claim):
         b, early = self.fetch_one(results, self.denominator)
         if early:
             return early
-        from harness import stats
-
-        ci = stats.hierarchical_ratio_ci(groups_of(a), groups_of(b), n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+        ci = results.ratio_ci(a, b)
         return judge_numeric(self, self.tolerance, self.reference, ci.estimate, (ci.low, ci.high), "x",
                              "ratio of medians", [a.case.case_id, b.case.case_id], ci_level=ci.level,
                              details=[f"CI method {ci.method}"] + [f"flag {f}" for f in ci.flags])
@@ -411,6 +468,7 @@ class RankingClaim(Claim):
     order claimed inside it). "significant": every adjacent ratio's CI lies below 1."""
 
     KIND: ClassVar[str] = "ranking"
+    TIMED: ClassVar[bool] = True
     KEYS: ClassVar[tuple[str, ...]] = ("shape", "order", "rule")
     shape: CaseSelector
     order: list[list[str]]
@@ -452,15 +510,12 @@ class RankingClaim(Claim):
                 if early:
                     return early
                 cases[b] = case  # type: ignore[assignment]
-        from harness import stats
-
         worst = None
         details, broken = [], []
         for faster, slower in zip(self.order, self.order[1:]):
             for a in faster:
                 for b in slower:
-                    ci = stats.hierarchical_ratio_ci(groups_of(cases[a]), groups_of(cases[b]),
-                                                     n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+                    ci = results.ratio_ci(cases[a], cases[b])
                     holds = ci.high < 1.0 if self.rule == "significant" else ci.estimate < 1.0
                     details.append(f"{a}/{b} = {_fmt(ci.estimate)} [{_fmt(ci.low)}, {_fmt(ci.high)}]{'' if holds else ' (breaks the order)'}")
                     if not holds:
@@ -486,6 +541,7 @@ class ScalingClaim(Claim):
     """The exponent p of median time ~ S^p over the listed sequence lengths."""
 
     KIND: ClassVar[str] = "scaling"
+    TIMED: ClassVar[bool] = True
     KEYS: ClassVar[tuple[str, ...]] = ("case", "seqs", "reference", "tolerance")
     case: CaseSelector
     seqs: list[int]
@@ -547,6 +603,7 @@ class EfficiencyClaim(Claim):
     One-sided: PASS when the share is at least reference / (1 + rel)."""
 
     KIND: ClassVar[str] = "efficiency"
+    TIMED: ClassVar[bool] = True
     KEYS: ClassVar[tuple[str, ...]] = ("case", "ceiling", "reference", "tolerance")
     case: CaseSelector
     ceiling: str
@@ -629,13 +686,19 @@ class CorrectnessClaim(Claim):
         if early:
             return early
         errs = {c.case.case_id: c.correctness.rel_error for c in found}  # type: ignore[union-attr]
-        worst_id = max(errs, key=errs.get)  # type: ignore[arg-type]
-        worst = errs[worst_id]
-        over = [f"{cid}: {_fmt(e)}" for cid, e in errs.items() if e > self.max_rel_error]
-        why = (f"largest relative error {_fmt(worst)} ({worst_id}) over {len(errs)} case(s), bound {_fmt(self.max_rel_error)}"
-               + (f"; over the bound: {', '.join(over)}" if over else ""))
-        return self.verdict(FAIL if over else PASS, why, measured=worst, reference=self.max_rel_error, band_high=self.max_rel_error,
-                            tolerance=f"<= {_fmt(self.max_rel_error)}", rule="point", tolerance_used=worst / self.max_rel_error,
+        # Only a finite, non-negative error at most the bound passes: a comparison with NaN is
+        # false both ways, so the test is "within the bound", never "not over it" (NaN passed).
+        finite = {cid: e for cid, e in errs.items() if e is not None and math.isfinite(e)}
+        bad = sorted(cid for cid in errs if cid not in finite or not 0.0 <= finite[cid] <= self.max_rel_error)
+        largest_id = max(finite, key=lambda k: finite[k]) if finite else None
+        measured = finite[largest_id] if largest_id is not None else None
+        over = [f"{cid}: {_fmt(finite[cid]) if cid in finite else 'not finite (NaN or inf in the output)'}" for cid in bad]
+        why = (f"largest relative error {_fmt(measured)}" + (f" ({largest_id})" if largest_id else "")
+               + f" over {len(errs)} case(s), bound {_fmt(self.max_rel_error)}"
+               + (f"; over the bound (or not a finite error): {', '.join(over)}" if over else ""))
+        return self.verdict(FAIL if bad else PASS, why, measured=measured, reference=self.max_rel_error,
+                            band_high=self.max_rel_error, tolerance=f"<= {_fmt(self.max_rel_error)}", rule="point",
+                            tolerance_used=measured / self.max_rel_error if measured is not None else None,
                             cases=sorted(errs))
 
 
@@ -865,4 +928,7 @@ def parse_claim(node: Node, ctx: ParseContext) -> Claim:
     kind = node.get("kind").choice(tuple(CLAIM_KINDS))
     cls = CLAIM_KINDS[kind]
     node.only_keys(_COMMON_KEYS + cls.KEYS)
-    return cls.parse(node, ctx, _common(node))
+    claim = cls.parse(node, ctx, _common(node))
+    if cls.TIMED:
+        claim.timing_spec = ctx.timing
+    return claim

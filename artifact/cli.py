@@ -3,6 +3,7 @@ and registers itself here, so this file stays a table of contents."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -55,8 +56,21 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.ClickException):
             print(f"error: {exc.format_message()}", file=sys.stderr)
             return 2
-        raise
+        return _internal_error(exc)  # MemoryError, RecursionError and bugs alike
     return 0
+
+
+def _internal_error(exc: BaseException) -> int:
+    """Exit 1 is a failed claim and nothing else: an error no check anticipated is one line and
+    exit 2 (the inputs could not be judged), with the traceback only on request."""
+    if os.environ.get("ARTIFACT_DEBUG"):
+        import traceback
+
+        traceback.print_exception(exc)
+    msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+    print(f"error: internal error, nothing was judged: {type(exc).__name__}: {msg} "
+          "(ARTIFACT_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -81,19 +81,72 @@ def _report(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md and the SVG plots (default: RESULTS_DIR)."),
 ) -> None:
     """Write report.md and SVG plots: tables, plots, verdict, environment, checklist, paragraph."""
-    from artifact import report, verdict as verdictmod
+    from artifact import report, shipped, verdict as verdictmod
     from artifact.reference import load_reference
 
     ref = load_reference(reference) if reference else None
     results, note = verdictmod.load_results(results_dir)
-    if ref is not None:
-        v = verdictmod.judge_all(results, ref, note)
-    elif (results_dir / verdictmod.VERDICT_JSON).is_file():
-        v = verdictmod.load_verdict(results_dir / verdictmod.VERDICT_JSON)
-    else:
-        v = None
+    if ref is None:
+        # A verdict.json lying in the folder is not evidence about the folder (one copied from a
+        # passing run was reported as PASS on results that fail): the verdict is judged now,
+        # against the reference that verdict.json names when that file is still there unchanged,
+        # else against the shipped reference that fits (as `artifact check` without --reference).
+        ref, why = reference_of_verdict(results_dir)
+        if ref is None:
+            sel = shipped.select(shipped.from_env(results.env))
+            if sel.primary is not None:
+                ref, why = sel.primary.reference, sel.primary.why
+        if ref is not None:
+            typer.echo(f"reference {ref.path}: {why}; the verdict is judged now, not read from the folder")
+    v = verdictmod.judge_all(results, ref, note) if ref is not None else None
+    stale = stale_verdict(results_dir, v)
+    if stale:
+        typer.echo(f"warning: {stale}", err=True)
+        if v is not None:
+            v.notes.append(stale)
     path = report.write_report(results, note, ref, v, out or results_dir)
     typer.echo(f"wrote {path}")
+
+
+def reference_of_verdict(results_dir: Path):  # noqa: ANN201 - (Reference | None, why)
+    """The reference the folder's verdict.json was judged against, if that file still exists
+    with the same sha256 (only to judge again: the stored verdict itself is never shown)."""
+    from artifact import verdict as verdictmod
+    from artifact.reference import load_reference
+
+    path = results_dir / verdictmod.VERDICT_JSON
+    if not path.is_file() or path.is_symlink():
+        return None, ""
+    try:
+        old = verdictmod.load_verdict(path)
+        ref_path = Path(old.reference_file)
+        if ref_path.suffix not in (".yaml", ".yml") or not ref_path.is_file():
+            return None, ""
+        ref = load_reference(ref_path)
+    except (ArtifactError, OSError, TypeError, ValueError):
+        return None, ""
+    if ref.sha256 != old.reference_sha256:
+        return None, ""
+    return ref, f"the reference {verdictmod.VERDICT_JSON} names (unchanged since)"
+
+
+def stale_verdict(results_dir: Path, fresh) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict
+    """Say so when the folder's verdict.json disagrees with the verdict judged now."""
+    from artifact import verdict as verdictmod
+
+    path = results_dir / verdictmod.VERDICT_JSON
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        old = verdictmod.load_verdict(path)
+    except ArtifactError:
+        return f"{path} is not a readable verdict; it was ignored"
+    now = "no verdict (no reference fits)" if fresh is None else f"{fresh.status} ({fresh.reference_name})"
+    if fresh is not None and (old.status, old.counts, old.reference_sha256) == (fresh.status, fresh.counts, fresh.reference_sha256):
+        return None
+    return (f"{path} says {old.status} against {old.reference_name} ({old.counts.get('PASS', 0)} PASS, "
+            f"{old.counts.get('FAIL', 0)} FAIL), but these results judge {now}: it was not written for these results "
+            "(or for this reference) and was ignored")
 
 
 def _derive(
@@ -121,6 +174,8 @@ def _derive(
     """Derive a reference file with tolerances from the measured run-to-run spread."""
     from artifact import derive
 
+    if out.is_dir():
+        raise ArtifactError(f"--out {out}: is a folder; give the reference file to write, e.g. {out / 'name.yaml'}")
     if ranking_rule not in ("significant", "point"):
         raise ArtifactError(f"--ranking-rule: expected significant or point, got {ranking_rule!r}")
     pairs = []

@@ -81,13 +81,14 @@ def _order_key(spec: CaseSpec) -> tuple:
 
 
 # --------------------------------------------------------------------------- reading the runs
-def read_runs(folders: list[Path], opts: DeriveOptions) -> list[ResultSet]:
+def read_runs(folders: list[Path], opts: DeriveOptions, loaded: Optional[list[ResultSet]] = None) -> list[ResultSet]:
+    """The runs, read and checked (`loaded`: already read by load_results, in the same order)."""
     if len(folders) < opts.min_runs:
         raise ArtifactError(
             f"{len(folders)} result folder(s) given; tolerances need at least {opts.min_runs} independent runs "
             "(pass more folders, or --min-runs to accept fewer for a test reference)"
         )
-    runs = [load_results(f)[0] for f in folders]
+    runs = loaded if loaded is not None else [load_results(f)[0] for f in folders]
     first = runs[0]
     for r in runs[1:]:
         if r.env.device != first.env.device or (
@@ -162,6 +163,8 @@ class _Builder:
             raise ArtifactError("no case ran ok in every run; nothing to derive a reference from")
         specs = [cases[0].case for cases in self.common.values()]
         self.specs = sorted(specs, key=_order_key)
+        self.timing, self.untimed = self._timing()
+        self.timed_specs = [s for s in self.specs if s.case_id not in self.untimed]
         self.defaults = {}
         for f in CASE_FIELDS:
             if f in ("backend", "seq"):
@@ -171,6 +174,37 @@ class _Builder:
                 self.defaults[f] = vals.pop()
         self.n_runs = len(runs)
         self.n_machines = len(_machines(runs))
+
+    def _timing(self) -> tuple[Optional[dict[str, Any]], set[str]]:
+        """How the reference's cases were timed (the reference records it, and check compares a
+        rerun's cases with it), and the cases timed otherwise in some run: those get no time
+        claim (a graph capture that failed in one run gives eager times, another quantity)."""
+        from collections import Counter
+
+        votes = Counter((c.timing.method, c.timing.summary.n_repetitions)
+                        for cases in self.common.values() for c in cases if c.timing is not None)
+        if not votes:
+            return None, set()
+        method, repeats = votes.most_common(1)[0][0]
+        untimed: set[str] = set()
+        for cid, cases in self.common.items():
+            odd = [(r.folder, c.timing) for r, c in zip(self.runs, cases)
+                   if c.timing is None or (c.timing.method, c.timing.summary.n_repetitions) != (method, repeats)]
+            if odd:
+                folder, t = odd[0]
+                how = "untimed" if t is None else f"{t.method}" + (f" ({t.fallback_reason})" if t.fallback_reason else "") + \
+                    f", {t.summary.n_repetitions} repetition(s)"
+                untimed.add(cid)
+                self.not_claimed.append({"what": f"time claims on {cid}",
+                                         "why": f"timed otherwise in {folder} ({how}) than the reference's cases "
+                                                f"({method}, {repeats} repetition(s)): not comparable"})
+        timed = [cases for cid, cases in self.common.items() if cid not in untimed]
+        spec: dict[str, Any] = {"method": method, "repeats": repeats,
+                                "cache": sorted({cases[0].case.cache for cases in timed})}
+        targets = {c.timing.target_rel_ci for cases in timed for c in cases}
+        if len(targets) == 1:
+            spec["target_rel_ci"] = targets.pop()
+        return spec, untimed
 
     # -- scopes and selectors
     def scope_same_hardware(self) -> dict[str, Any]:
@@ -241,7 +275,7 @@ class _Builder:
 
     # -- the claim families
     def absolute(self) -> None:
-        for spec in self.specs:
+        for spec in self.timed_specs:
             cases = self.cases(spec)
             per_run = [(c.timing.summary.median_ms, c.timing.summary.ci_low_ms, c.timing.summary.ci_high_ms) for c in cases]
             cid = f"abs-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}")
@@ -258,7 +292,7 @@ class _Builder:
     def _by_shape(self) -> dict[str, dict[str, CaseSpec]]:
         """Library backends of one workload at each shape (what a ranking orders)."""
         shapes: dict[str, dict[str, CaseSpec]] = {}
-        for s in self.specs:
+        for s in self.timed_specs:
             if not s.config:
                 shapes.setdefault(f"{s.workload}|{s.shape_key}", {})[s.backend] = s
         return shapes
@@ -267,7 +301,7 @@ class _Builder:
         # Keyed by shape alone, across workloads: a candidate kernel's ratio to a library backend
         # at the same shape is the speedup claim of the artifact (issue: candidate claims).
         shapes: dict[str, dict[str, CaseSpec]] = {}
-        for s in self.specs:
+        for s in self.timed_specs:
             shapes.setdefault(s.shape_key, {}).setdefault(s.backend, s)
         return shapes
 
@@ -346,9 +380,9 @@ class _Builder:
                                f"exp(-{self.opts.k:g} x the largest log deviation of a run's ratio from the runs' median)))",
             })
 
-    def _series(self) -> dict[tuple, list[CaseSpec]]:
+    def _series(self, timed: bool = True) -> dict[tuple, list[CaseSpec]]:
         series: dict[tuple, list[CaseSpec]] = {}
-        for s in self.specs:
+        for s in (self.timed_specs if timed else self.specs):
             if not s.config:
                 series.setdefault((s.workload, s.backend, s.batch, s.heads, s.head_dim, s.dtype, s.causal, s.cache, s.device), []).append(s)
         return {k: sorted(v, key=lambda s: s.seq) for k, v in series.items() if len(v) >= 3}
@@ -375,7 +409,7 @@ class _Builder:
                                      "(ceilings.json); run them with a harness that writes it"})
             return
         metric, _ = CEILING_METRICS["matmul_tflops"]
-        for spec in self.specs:
+        for spec in self.timed_specs:
             per_run = []
             for case, ceil in zip(self.cases(spec), ceilings):
                 s, work = case.timing.summary, case.throughput.flops * 1e-9
@@ -390,8 +424,8 @@ class _Builder:
             self.claims.append({"id": cid, "kind": "efficiency", "scope": self.scope_family(), "case": self.selector(spec),
                                 "ceiling": "matmul_tflops", "reference": _sig(ref, 4), "tolerance": tol})
 
-    def _unique_series(self, spec: CaseSpec) -> bool:
-        return sum(1 for k in self._series() if k[1] == spec.backend) == 1
+    def _unique_series(self, spec: CaseSpec, timed: bool = True) -> bool:
+        return sum(1 for k in self._series(timed) if k[1] == spec.backend) == 1
 
     def _per_backend(self) -> dict[tuple, list[CaseSpec]]:
         groups: dict[tuple, list[CaseSpec]] = {}
@@ -451,7 +485,7 @@ class _Builder:
                 "description": f"peak allocated at most (1 + {self.opts.memory_margin:g}) x the largest peak seen "
                                f"({max(peaks)} bytes; per run {sorted(set(peaks))})",
             })
-        for key, specs in self._series().items():
+        for key, specs in self._series(timed=False).items():
             seqs = [s.seq for s in specs]
             exps = []
             for i in range(self.n_runs):
@@ -463,7 +497,7 @@ class _Builder:
                 exps.append(float(loglog_slope(np.array(seqs), np.array(peaks, dtype=float))))
             if len(exps) < self.n_runs:
                 continue
-            cid = f"memgrowth-{specs[0].backend}" + ("" if self._unique_series(specs[0]) else f"-{specs[0].shape_key}")
+            cid = f"memgrowth-{specs[0].backend}" + ("" if self._unique_series(specs[0], timed=False) else f"-{specs[0].shape_key}")
             got = self.numeric(cid, [(e, e, e) for e in exps], False, "exponent p of peak allocated bytes ~ S^p per run")
             if got is None:
                 continue
@@ -501,6 +535,23 @@ class _Builder:
                                     "description": "the lowest NVIDIA driver among the reference runs; not validated below it"})
 
     # -- the file
+    def options(self) -> dict[str, Any]:
+        o = self.opts
+        out: dict[str, Any] = {
+            "ratio": [f"{a}/{b}" for a, b in o.ratio_pairs], "max_rel": o.max_rel, "min_runs": o.min_runs,
+            "min_machines": o.min_machines, "ranking_min_gap": o.ranking_min_gap, "ranking_rule": o.ranking_rule,
+            "correctness_factor": o.correctness_factor, "memory_margin": o.memory_margin,
+        }
+        if o.portable_only:
+            out["portable_only"] = True
+        if o.retire_timing:
+            out["retire_timing"] = o.retire_timing
+        if o.family_evidence:
+            out["family_evidence"] = [str(f) for f in o.family_evidence]
+        if o.evidence_peaks:
+            out["evidence_peaks"] = [f"{p.metric} {p.value:g} {p.unit}" for p in o.evidence_peaks]
+        return out
+
     def hardware(self) -> dict[str, Any]:
         env = self.runs[0].env
         hw: dict[str, Any] = {"device": env.device}
@@ -524,6 +575,7 @@ class _Builder:
             "description": self.opts.description or f"derived from {self.n_runs} runs on {self.n_machines} machine(s)",
             "hardware": self.hardware(),
             **({"run": {k: v for k, v in vars(self.opts.run).items() if v is not None}} if self.opts.run else {}),
+            **({"timing": self.timing} if self.timing and not self.opts.retire_timing else {}),
             "environment": {
                 "software": dict(env.software),
                 "cuda_runtime_version": env.cuda_runtime_version,
@@ -546,6 +598,8 @@ class _Builder:
                     for f, r in zip(folders, self.runs)
                 ],
                 "machines": self.n_machines,
+                # Everything else the derivation was given, so the file can be regenerated from it.
+                "options": self.options(),
             },
             "defaults": dict(self.defaults),
             "claims": self.claims,
@@ -553,9 +607,10 @@ class _Builder:
         }
 
 
-def derive(folders: list[Path], opts: DeriveOptions) -> dict[str, Any]:
-    """The reference document (a mapping ready for YAML) derived from the runs in `folders`."""
-    runs = read_runs(folders, opts)
+def derive(folders: list[Path], opts: DeriveOptions, loaded: Optional[list[ResultSet]] = None) -> dict[str, Any]:
+    """The reference document (a mapping ready for YAML) derived from the runs in `folders`
+    (`loaded`: the same runs already read by load_results, e.g. by a study deriving many times)."""
+    runs = read_runs(folders, opts, loaded)
     b = _Builder(runs, opts)
     if opts.peaks and opts.peaks_gpu is not None and opts.peaks_gpu != b.gpu_name:
         raise ArtifactError(f"the peaks given were measured on {opts.peaks_gpu}, but the runs are on {b.gpu_name or 'the CPU'}; "
@@ -662,11 +717,16 @@ _HEADER = """\
 def write_reference(doc: dict[str, Any], out: Path) -> None:
     """Validate the document by reading it back as a reference, then write it atomically."""
     text = _HEADER + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
+    if out.is_dir():
+        raise ArtifactError(f"{out}: is a folder; give the reference file to write, e.g. {out / 'name.yaml'}")
     tmp = out.with_name(f".{out.name}.check")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        tmp.write_text(text, encoding="utf-8")
-        load_reference(tmp)  # the derive tool never writes a file that check would refuse
-    finally:
-        tmp.unlink(missing_ok=True)
-    storage.atomic_write_text(out, text)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            load_reference(tmp)  # the derive tool never writes a file that check would refuse
+        finally:
+            tmp.unlink(missing_ok=True)
+        storage.atomic_write_text(out, text)
+    except OSError as exc:
+        raise ArtifactError(f"{out}: cannot write the reference file ({exc.strerror or exc}); give a writable path to --out") from None

@@ -40,8 +40,12 @@ from artifact.errors import ArtifactError
 from harness import workloads
 from harness.records import CACHE_MODES, DTYPES, CaseSpec, EnvRecord
 
-REFERENCE_SCHEMA_VERSION = 1
+# Format history (readers accept every older version):
+#   1  first release
+#   2  `timing`: how the reference's cases were timed; a case timed otherwise is not comparable
+REFERENCE_SCHEMA_VERSION = 2
 KIND_REFERENCE = "reference"
+TIMING_METHODS = ("cuda_graph", "cuda_events", "perf_counter")
 
 SCOPE_KINDS = ("any", "any_gpu", "gpu_model", "compute_capability", "cpu")
 NUMERIC_RULES = ("point", "equivalence")
@@ -75,7 +79,12 @@ class _LineList(list):
     item_lines: list
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (10x faster on the 80 KB H200 reference); the constructors,
+# and so what a file may contain, are SafeLoader's either way.
+_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeBase):  # type: ignore[misc,valid-type]
     """SafeLoader whose mappings and lists remember the line of every key and item."""
 
 
@@ -85,6 +94,11 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
     out.line = node.start_mark.line + 1
     out.key_lines = {}
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            # `? [a, b]` makes a list a key: unhashable, it crashed the loader with a TypeError.
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain name, not a list or a mapping", key_node.start_mark
+            )
         key = loader.construct_object(key_node, deep=True)
         if key in out:
             raise yaml.constructor.ConstructorError(
@@ -204,15 +218,26 @@ def _describe(value: Any) -> str:
 
 
 def load_yaml(path: Path) -> tuple[Node, str]:
-    """The file's top-level node and its text; bad YAML names the line and column."""
+    """The file's top-level node and its text; bad YAML names the line and column. Bounded in
+    size, depth and aliases (harness.yamlsafe) before anything is built."""
+    from harness import yamlsafe
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamlsafe.read_text(path)
     except FileNotFoundError:
         raise ReferenceFileError(f"{path}: reference file not found; give an existing file to --reference") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReferenceFileError(f"{path}: cannot read the reference file ({exc})") from None
+    except IsADirectoryError:
+        raise ReferenceFileError(f"{path}: is a folder; give a reference file (artifact/references/*.yaml)") from None
+    except OSError as exc:
+        raise ReferenceFileError(f"{path}: cannot read the reference file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ReferenceFileError(f"{path}: not UTF-8 text (byte {exc.start}); a reference is a YAML text file") from None
+    except yamlsafe.YamlTooBig as exc:
+        raise ReferenceFileError(f"{path}: {exc}; not a reference file") from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        data = yamlsafe.load(text, _Loader)
+    except yamlsafe.YamlTooBig as exc:
+        raise ReferenceFileError(f"{path}: {exc}; a reference file is written out plainly (no anchors needed)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f"{mark.line + 1}: column {mark.column + 1}: " if mark else "1: "
@@ -529,6 +554,51 @@ def parse_hardware(node: Node) -> Hardware:
     return hw
 
 
+# --------------------------------------------------------------------------- how the cases were timed
+_METHOD_WORDS = {"cuda_graph": "CUDA-graph replays between CUDA events",
+                 "cuda_events": "eager launches between CUDA events",
+                 "perf_counter": "host perf_counter"}
+
+
+@dataclass
+class TimingSpec:
+    """How the reference's timed cases were measured. A time measured another way is another
+    quantity: eager launches include the host's launch overhead that CUDA-graph replays do not,
+    and several repetitions give a between-run aware CI that one does not. The cache mode is part
+    of each case's identity (its case_id), so a cold-cache case never matches a warm one."""
+
+    method: str  # cuda_graph | cuda_events | perf_counter
+    repeats: int  # independent repetitions per case
+    cache: list[str] = field(default_factory=list)  # cache modes of the claimed cases (recorded)
+    target_rel_ci: Optional[float] = None  # recorded; a tighter target measures the same thing longer
+
+    def describe(self) -> str:
+        return f"{self.method}, {self.repeats} repetition(s)"
+
+    def differences(self, timing: Any) -> list[str]:
+        """What differs between a case's Timing and this spec (empty: comparable)."""
+        out = []
+        if timing.method != self.method:
+            why = f" ({timing.fallback_reason})" if timing.fallback_reason else ""
+            out.append(f"timed with {timing.method} ({_METHOD_WORDS.get(timing.method, timing.method)}){why}, "
+                       f"the reference with {self.method} ({_METHOD_WORDS.get(self.method, self.method)})")
+        reps = timing.summary.n_repetitions
+        if reps != self.repeats:
+            out.append(f"{reps} repetition(s), the reference {self.repeats}")
+        return out
+
+
+def parse_timing(node: Optional[Node]) -> Optional[TimingSpec]:
+    if node is None or node.value is None:
+        return None
+    node.only_keys(("method", "repeats", "cache", "target_rel_ci"))
+    cache_node = node.get("cache", required=False)
+    cache = [c.choice(CACHE_MODES) for c in cache_node.items()] if cache_node is not None else []
+    target = node.get("target_rel_ci", required=False)
+    return TimingSpec(method=node.get("method").choice(TIMING_METHODS), repeats=node.get("repeats").integer(positive=True),
+                      cache=cache, target_rel_ci=target.number(positive=True) if target is not None else None)
+
+
 # --------------------------------------------------------------------------- the file
 @dataclass
 class RunSpec:
@@ -568,6 +638,7 @@ class Reference:
     derived_from: Any = None  # provenance written by derive-reference (recorded)
     not_claimed: list[Any] = field(default_factory=list)  # what derive left out and why (recorded)
     run: Optional[RunSpec] = None  # how a run for this reference is made (artifact reproduce)
+    timing: Optional[TimingSpec] = None  # how its cases were timed (None in schema 1 files: not compared)
     schema_version: int = REFERENCE_SCHEMA_VERSION
     kind: str = KIND_REFERENCE
 
@@ -578,8 +649,8 @@ class Reference:
         raise KeyError(claim_id)
 
 
-_TOP_KEYS = ("schema_version", "kind", "name", "description", "hardware", "run", "environment", "defaults", "claims",
-             "derived_from", "not_claimed")
+_TOP_KEYS = ("schema_version", "kind", "name", "description", "hardware", "run", "timing", "environment", "defaults",
+             "claims", "derived_from", "not_claimed")
 
 
 def load_reference(path: Path | str) -> Reference:
@@ -609,11 +680,12 @@ def load_reference(path: Path | str) -> Reference:
         for key in defaults_node.mapping():
             sub = defaults_node.get(key)
             defaults[key] = [_case_value(i, key) for i in sub.items()] if isinstance(sub.value, list) else _case_value(sub, key)
+    timing = parse_timing(root.get("timing", required=False))
     claims_node = root.get("claims")
     items = claims_node.items()
     if not items:
         raise claims_node.error("no claims", "a reference needs at least one claim")
-    ctx = claim_kinds.ParseContext(defaults=defaults, hardware=hardware)
+    ctx = claim_kinds.ParseContext(defaults=defaults, hardware=hardware, timing=timing)
     parsed = []
     seen: dict[str, int] = {}
     for item in items:
@@ -636,5 +708,6 @@ def load_reference(path: Path | str) -> Reference:
         derived_from=_plain(df.value) if df is not None else None,
         not_claimed=[_plain(i.value) for i in nc.items()] if nc is not None and nc.value is not None else [],
         run=parse_run(root.get("run", required=False)),
+        timing=timing,
         schema_version=version,
     )

@@ -190,16 +190,21 @@ def _has_result(job: Any) -> bool:
 
 
 def _collect(shard: ShardJob, job: Any) -> None:
-    if not _has_result(job):
-        # Cancelled, timed out, killed with its node: the job never wrote a result.
-        shard.error = shard.error or f"the job ended {shard.state} without a result"
-        if shard.state == "COMPLETED":
-            shard.state = "FAILED"
-        return
-    try:
-        shard.exit_code = int(job.result())
-        if shard.exit_code != 0:
-            shard.error = f"artifact run exited {shard.exit_code} on the node (see {shard.folder}/run.log)"
-    except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError and the like
-        shard.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-        shard.state = "FAILED"
+    """Exit code and error of a job in a terminal state. A cancelled job may still have written a
+    result: `artifact run` stops its harness on SIGTERM, keeps the finished cases, exits 130."""
+    if _has_result(job):
+        try:
+            shard.exit_code = int(job.result())
+        except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError and the like
+            shard.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            if shard.state == "COMPLETED":
+                shard.state = "FAILED"
+            return
+    if shard.state != "COMPLETED":
+        shard.error = shard.error or (f"the job ended {shard.state}"
+                                      + (f"; artifact run exited {shard.exit_code}, finished cases kept in {shard.folder}"
+                                         if shard.exit_code is not None else " without a result"))
+    elif shard.exit_code is None:
+        shard.state, shard.error = "FAILED", "the job ended COMPLETED without a result"
+    elif shard.exit_code != 0:
+        shard.error = f"artifact run exited {shard.exit_code} on the node (see {shard.folder}/run.log)"

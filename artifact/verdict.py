@@ -23,7 +23,9 @@ from artifact.reference import Reference
 from harness import storage
 from harness.records import load_json
 
-VERDICT_SCHEMA_VERSION = 1
+# Format history: 1 first release; 2 ClaimVerdict.not_comparable (what differed from the
+# reference's timing), notes on timing comparability. Readers accept older versions.
+VERDICT_SCHEMA_VERSION = 2
 KIND_VERDICT = "verdict"
 VERDICT_JSON = "verdict.json"
 VERDICT_MD = "verdict.md"
@@ -55,37 +57,11 @@ class Verdict:
 
 # --------------------------------------------------------------------------- reading a results folder
 def load_results(folder: Path | str) -> tuple[ResultSet, str]:
-    """Hash-check a results folder and read it. Any problem is an ArtifactError (exit 2): a
-    tampered, truncated, missing or unlisted result must never reach a judge."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ArtifactError(f"{folder}: results folder not found; give the --out folder of a harness run")
-    if not (folder / storage.MANIFEST_FILE).is_file():
-        raise ArtifactError(f"{folder / storage.MANIFEST_FILE}: missing; the run did not finish or this is not a results folder (re-run it)")
-    problems = storage.verify_manifest(folder)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ArtifactError(f"{folder}: manifest check failed: {problems[0]}{more}; re-run the benchmark, do not edit results")
-    manifest = load_json(folder / storage.MANIFEST_FILE)
-    listed = set(manifest.get("files", {}))
-    # verify_manifest checks the files it lists; a file added afterwards is not listed and must
-    # not be judged either.
-    for p in sorted((folder / storage.CASES_DIR).glob("*.json")) + [folder / storage.ENV_FILE, folder / RUN_FILE,
-                                                                     folder / storage.CEILINGS_FILE]:
-        rel = p.relative_to(folder).as_posix()
-        if p.is_file() and rel not in listed:
-            raise ArtifactError(f"{p}: not listed in manifest.json (added after the run?); remove it or re-run the benchmark")
-    env = storage.load_env(folder)
-    cases = storage.load_cases(folder)
-    ceilings = storage.load_ceilings(folder)
-    if not cases:
-        raise ArtifactError(f"{folder / storage.CASES_DIR}: no case results; the run produced nothing to check")
-    run = None
-    if (folder / RUN_FILE).is_file():
-        data = load_json(folder / RUN_FILE)
-        run = data if isinstance(data, dict) else None
-    return (ResultSet(folder=str(folder), env=env, cases=cases, run=run, ceilings=ceilings),
-            f"{len(listed)} files match manifest.json")
+    """Hash-check a results folder and read what its manifest lists, summaries recomputed from
+    the raw samples (artifact/results.py). Any problem is an ArtifactError (exit 2)."""
+    from artifact import results
+
+    return results.load_results(folder)
 
 
 def hardware_of(results: ResultSet) -> str:
@@ -102,13 +78,22 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
     verdicts = [claim.judge(results) for claim in reference.claims]
     counts = {s: sum(v.status == s for v in verdicts) for s in (PASS, FAIL, SKIP)}
     notes = []
+    if reference.timing is None and any(getattr(c, "TIMED", False) for c in reference.claims):
+        notes.append(f"{reference.name} does not record how its cases were timed (a schema {reference.schema_version} "
+                     "file): the timing method and repetitions of the results were not compared with it; "
+                     "regenerate it with artifact derive-reference")
+    incomparable = [v for v in verdicts if v.not_comparable]
+    if incomparable:
+        notes.append(f"{len(incomparable)} claim(s) read a case measured otherwise than the reference "
+                     f"({reference.timing.describe() if reference.timing else 'its cache mode'}): not judged as comparable; "
+                     f"first: {incomparable[0].claim_id}: {incomparable[0].not_comparable[0]}")
     if counts[FAIL]:
         status, code = FAIL, EXIT_FAIL
     elif counts[PASS]:
         status, code = PASS, EXIT_PASS
     else:
         status, code = NOT_APPLICABLE, EXIT_UNUSABLE
-        notes.append(
+        notes.insert(0,
             f"no claim of {reference.name} applies to results from {hardware_of(results)}; "
             f"the reference was measured on {reference.hardware.describe()}: check against a reference for this hardware"
         )
@@ -129,6 +114,10 @@ def load_verdict(path: Path | str) -> Verdict:
     data = load_json(path)
     if not isinstance(data, dict) or data.get("kind") != KIND_VERDICT:
         raise ArtifactError(f"{path}: not a verdict file (kind is not {KIND_VERDICT!r}); run artifact check again")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version > VERDICT_SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: schema_version {version!r} is not one this tool reads (<= {VERDICT_SCHEMA_VERSION}); "
+                            "run artifact check again")
     try:
         claims = [ClaimVerdict(**c) for c in data.pop("claims")]
         return Verdict(claims=claims, **data)
@@ -208,8 +197,12 @@ def write(verdict: Verdict, out_dir: Path | str, name: Optional[str] = None) -> 
     out = Path(out_dir)
     verdict.claims = [_safe(v) for v in verdict.claims]
     stem = "verdict" if name is None else f"verdict-{name}"
-    storage.atomic_write_text(out / f"{stem}.json", to_json(verdict))
-    storage.atomic_write_text(out / f"{stem}.md", to_markdown(verdict))
+    try:
+        storage.atomic_write_text(out / f"{stem}.json", to_json(verdict))
+        storage.atomic_write_text(out / f"{stem}.md", to_markdown(verdict))
+    except OSError as exc:
+        raise ArtifactError(f"{out / stem}.json: cannot write the verdict ({exc.strerror or exc}); "
+                            "give a writable folder to --out") from None
     return out / f"{stem}.json", out / f"{stem}.md"
 
 

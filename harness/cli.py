@@ -26,6 +26,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Measure GPU kernels properly: locked environment, device timing, statistics, memory.")
 
 
+_INSTALL_HINT = {
+    "triton": "pip install -e '.[harness,triton]' (Triton ships with CUDA builds of torch on Linux)",
+    "torch": "pip install -e '.[harness]'",
+}
+
+
 def _resolve_device(requested: str) -> str:
     import torch
 
@@ -102,7 +108,7 @@ def bench(
 
     updates = {k: v for k, v in (("repeats", repeats), ("target_rel_ci", target_ci), ("max_time_s", max_time)) if v is not None}
     if updates:
-        the_plan.timing = replace(the_plan.timing, **updates)
+        the_plan.timing = planmod.check_timing(replace(the_plan.timing, **updates), "timing (--repeats/--target-ci/--max-time)")
     if no_correctness:
         the_plan.check_correctness = False
     if no_census:
@@ -216,9 +222,15 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.ClickException):
             print(f"error: {exc.format_message()}", file=sys.stderr)
             return 2
-        if isinstance(exc, click.exceptions.Abort):  # click turns KeyboardInterrupt into Abort
+        # typer's vendored click (typer >= 0.29) has no exceptions.Abort; looking it up there
+        # crashed this handler and hid the real error.
+        if isinstance(exc, (typer.Abort, getattr(click.exceptions, "Abort", typer.Abort))):
             print("error: interrupted; finished cases are kept, run again with --resume to complete", file=sys.stderr)
             return 130
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            print(f"error: the Python package {exc.name!r} is not installed; "
+                  f"{_INSTALL_HINT.get(exc.name.split('.')[0], 'install it into this environment')}", file=sys.stderr)
+            return 2
         raise
 
 

@@ -22,6 +22,12 @@ def fmt_bytes(n: int | None) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+def fmt_err(r: CaseResult) -> str:
+    if r.correctness is None:
+        return "-"
+    return "not finite" if r.correctness.rel_error is None else f"{r.correctness.rel_error:.1e}"
+
+
 def results_table(results: Iterable[CaseResult], title: str = "Results") -> Table:
     t = Table(title=title, show_lines=False)
     for col in ("backend", "S", "B×H×D dtype", "status", "median ms", "95% CI ms", "±%", "conv", "TFLOP/s", "GB/s", "peak mem", "rel err", "bitwise"):
@@ -33,7 +39,7 @@ def results_table(results: Iterable[CaseResult], title: str = "Results") -> Tabl
         name = (backend, str(c.seq), shape)
         if r.status != "ok" or r.timing is None:
             t.add_row(*name, f"[yellow]{r.status}[/]" if r.status == "skipped" else f"[red]{r.status}[/]", "-", "-", "-", "-", "-", "-", "-",
-                      "-" if r.correctness is None else f"{r.correctness.rel_error:.1e}", "-")
+                      fmt_err(r), "-")
             continue
         s = r.timing.summary
         t.add_row(
@@ -46,7 +52,7 @@ def results_table(results: Iterable[CaseResult], title: str = "Results") -> Tabl
             f"{r.throughput.tflops:.3g}" if r.throughput else "-",
             f"{r.throughput.gbps:.4g}" if r.throughput else "-",
             fmt_bytes(r.memory.peak_allocated_bytes) if r.memory else "-",
-            f"{r.correctness.rel_error:.1e}" if r.correctness else "-",
+            fmt_err(r),
             ("yes" if r.correctness.bitwise_repeat else "[red]no[/]") if r.correctness else "-",
         )
     return t

@@ -544,7 +544,7 @@ def summary_markdown(o: Outcome, settings: OptimizeSettings, spent_s: float) -> 
     ]
     for r in (o.final_baseline, o.final_candidate):
         s = r.timing.summary  # type: ignore[union-attr]
-        err = f"{r.correctness.rel_error:.1e}" if r.correctness else "-"
+        err = f"{r.correctness.rel_error:.1e}" if r.correctness and r.correctness.rel_error is not None else "-"
         lines.append(f"| {r.case.case_id} | {s.median_ms:.4f} | {_ci(r)} | {s.n_samples} | {_tflops(r, peak)} | {err} |")
     lines += ["", "## Baseline selection (every SDPA backend)", "",
               "| backend | status | median ms | TFLOP/s | note |", "| --- | --- | --- | --- | --- |"]
@@ -660,6 +660,12 @@ def register(app: Any) -> None:
         ncu_when: str = typer.Option("target", "--ncu", help="Nsight Compute profile of the winner: target (when the target speedup is met), always, never."),
     ) -> None:
         """Search the Triton kernel's configs at one shape and compare the winner with the best SDPA backend."""
+        import importlib.util
+
+        if importlib.util.find_spec("triton") is None:
+            # A plain `pip install -e '.[harness]'` has no Triton: say how to get it, not a traceback.
+            raise HarnessError("harness optimize tunes a Triton kernel, and Triton is not installed here; "
+                               "pip install -e '.[harness,triton]' (or use the benchmark image, which has it)")
         settings = OptimizeSettings(batch=batch, heads=heads, seq=seq, head_dim=head_dim, dtype=dtype, causal=causal,
                                     budget_s=budget_s, target_speedup=target_speedup, seed=seed,
                                     matmul_peak_tflops=peak_tflops, ncu=ncu_when)

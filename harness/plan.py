@@ -14,6 +14,7 @@ Every error names the file and the field.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -23,6 +24,11 @@ from harness.errors import HarnessError
 from harness.records import CACHE_MODES, DTYPES, CaseSpec
 
 PLAN_SCHEMA_VERSION = 1
+# The bounds of a plan: the full profile has 25 cases, the artifact plans 30. Beyond these a plan
+# is a typo (or hostile) and would run for days, or fail to fit in memory while being expanded.
+MAX_CASES = 10_000
+MAX_SAMPLES = 20_000  # per repetition (artifact.results.MAX_CASE_SAMPLES bounds a case's file)
+MAX_REPEATS = 20
 
 
 @dataclass
@@ -129,20 +135,26 @@ _CASE_KEYS = {f.name for f in fields(CaseSpec)}
 _TIMING_KEYS = {f.name: f.type for f in fields(TimingConfig)}
 
 
-def expand(entry: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """{'seq': [128, 512], 'backend': 'flash'} -> one dict per combination of the list values."""
+def expand(entry: dict[str, Any], where: str, budget: int = MAX_CASES) -> list[dict[str, Any]]:
+    """{'seq': [128, 512], 'backend': 'flash'} -> one dict per combination of the list values.
+    The number of combinations is counted before any is made: an 8 KB plan of long lists
+    describes millions of cases (26 s and 2.3 GB to expand 5M), none of which anyone meant."""
     keys = list(entry)
     axes = [entry[k] if isinstance(entry[k], list) else [entry[k]] for k in keys]
     for k, axis in zip(keys, axes):
         if not axis:
             raise HarnessError(f"{where}.{k}: empty list")
+    count = math.prod(len(a) for a in axes)
+    if count > budget:
+        raise HarnessError(f"{where}: expands to {count} cases, more than a plan may hold ({MAX_CASES} in all); "
+                           "split the sweep into several plans")
     return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
 
 
 def _make_case(values: dict[str, Any], device: str, where: str) -> CaseSpec:
     unknown = set(values) - _CASE_KEYS
     if unknown:
-        raise HarnessError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_CASE_KEYS))}")
+        raise HarnessError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(sorted(_CASE_KEYS))}")
     values = {"workload": "sdpa", "device": device, **values}
     missing = [k for k in ("backend", *_INT_FIELDS) if k not in values]
     if missing:
@@ -162,22 +174,55 @@ def _timing_from(data: Any, where: str, base: TimingConfig) -> TimingConfig:
         want = float if key in ("target_rel_ci", "min_time_s", "max_time_s", "sample_target_ms", "warmup_ms") else int
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (want is int and not isinstance(value, int)):
             raise HarnessError(f"{where}.{key}: must be a {'number' if want is float else 'whole number'}, got {value!r}")
+        if not math.isfinite(value):
+            # .nan passes every "<= 0" test and .inf never stops sampling; both crashed writing the case.
+            raise HarnessError(f"{where}.{key}: must be a finite number, got {value!r}")
         if value <= 0 and key != "seed":
             raise HarnessError(f"{where}.{key}: must be positive, got {value!r}")
         updates[key] = want(value)
-    return replace(base, **updates)
+    return check_timing(replace(base, **updates), where)
+
+
+def check_timing(cfg: TimingConfig, where: str) -> TimingConfig:
+    """Bounds no sensible plan exceeds, so a run always ends and its case files stay small."""
+    for name, value in vars(cfg).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise HarnessError(f"{where}.{name}: must be a finite number, got {value!r}")
+    if not 0 < cfg.target_rel_ci < 1:
+        raise HarnessError(f"{where}.target_rel_ci: {cfg.target_rel_ci!r} is not a fraction below 1 (0.01 is 1%)")
+    if cfg.max_samples > MAX_SAMPLES:
+        raise HarnessError(f"{where}.max_samples: {cfg.max_samples} exceeds {MAX_SAMPLES} per repetition")
+    if cfg.repeats > MAX_REPEATS:
+        raise HarnessError(f"{where}.repeats: {cfg.repeats} exceeds {MAX_REPEATS}")
+    if cfg.min_samples > cfg.max_samples:
+        raise HarnessError(f"{where}.min_samples: {cfg.min_samples} exceeds max_samples {cfg.max_samples}")
+    if cfg.max_time_s > 3600 or cfg.min_time_s > 3600:
+        raise HarnessError(f"{where}.max_time_s: more than an hour per repetition; give seconds, e.g. 3")
+    return cfg
 
 
 def from_yaml(path: Path | str, device: str) -> Plan:
     import yaml
 
+    from harness import yamlsafe
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = yamlsafe.read_text(path)
     except FileNotFoundError:
         raise HarnessError(f"{path}: plan file not found") from None
+    except IsADirectoryError:
+        raise HarnessError(f"{path}: is a folder; give a plan file (see harness/plans/)") from None
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read the plan file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"{path}: not UTF-8 text (byte {exc.start}); a plan is a YAML text file") from None
+    except yamlsafe.YamlTooBig as exc:
+        raise HarnessError(f"{path}: {exc}; a plan lists cases, it does not generate them") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)
+    except yamlsafe.YamlTooBig as exc:
+        raise HarnessError(f"{path}: {exc}; write the plan out plainly") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -190,7 +235,7 @@ def from_yaml(path: Path | str, device: str) -> Plan:
         raise HarnessError(f"{path}: schema_version: this harness reads plan version {PLAN_SCHEMA_VERSION}, got {version!r}")
     unknown = set(data) - {"schema_version", "timing", "defaults", "cases", "check_correctness", "cpu_threads", "census", "ceilings"}
     if unknown:
-        raise HarnessError(f"{path}: unknown top-level field(s) {', '.join(sorted(unknown))}")
+        raise HarnessError(f"{path}: unknown top-level field(s) {', '.join(sorted(map(str, unknown)))}")
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise HarnessError(f"{path}: defaults: must be a mapping")
@@ -202,7 +247,7 @@ def from_yaml(path: Path | str, device: str) -> Plan:
         where = f"{path}: cases[{i}]"
         if not isinstance(entry, dict):
             raise HarnessError(f"{where}: must be a mapping")
-        for combo in expand({**defaults, **entry}, where):
+        for combo in expand({**defaults, **entry}, where, MAX_CASES - len(cases)):
             cases.append(_make_case(combo, device, where))
     timing = _timing_from(data.get("timing"), f"{path}: timing", TimingConfig())
     check = data.get("check_correctness", True)

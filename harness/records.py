@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,7 +26,10 @@ from harness.errors import RecordError
 #   2  2026-11-29  lock without the NaN fill (timings of version 1 include it); CaseResult.census,
 #                  CaseResult.unavailable, CaseResult.phases_s, Timing.clocks,
 #                  Timing.fill_uninitialized_memory; ceilings.json (CeilingsRecord)
-SCHEMA_VERSION = 2
+#   3  2026-11-30  Correctness.rel_error may be null (the output was not finite: NaN or inf cannot
+#                  be written as JSON); Timing.bootstrap_seed (the summary's bootstrap seed, so a
+#                  checker recomputes the same CI from the raw samples)
+SCHEMA_VERSION = 3
 
 # The kinds of record, as written in each file's "kind" field.
 KIND_CASE = "case_result"
@@ -133,6 +139,9 @@ class Timing:
     # The lock's fill setting read in the timing process right before sampling (issue 8: it must
     # be off there, not only where the lock was applied).
     fill_uninitialized_memory: Optional[bool] = None
+    # The seed of the summary's bootstrap: the checker recomputes the summary from the raw samples
+    # and, with the same seed, gets the same CI (None in files before schema 3: the plan default).
+    bootstrap_seed: Optional[int] = None
 
 
 # --------------------------------------------------------------------------- kernel census
@@ -188,7 +197,9 @@ class Memory:
 @dataclass
 class Correctness:
     reference: str  # "float64"
-    rel_error: float  # ||out - ref|| / ||ref|| on fresh random inputs
+    # ||out - ref|| / ||ref|| on fresh random inputs; None when it is not a finite number (the
+    # output held NaN or inf): JSON cannot hold those, and such a case fails correctness.
+    rel_error: Optional[float]
     tolerance: float
     passed: bool
     bitwise_repeat: bool  # same inputs twice gave the same bytes
@@ -366,6 +377,9 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecordError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            # load_json refuses NaN and Infinity; a record built in memory must not carry them either.
+            raise RecordError(f"{where}: {value!r} is not a finite number; re-run the case")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -399,20 +413,60 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
 _KIND_TO_CLASS = {KIND_CASE: CaseResult, KIND_ENV: EnvRecord, KIND_MANIFEST: Manifest, KIND_CEILINGS: CeilingsRecord}
 
 
-def load_json(path: Path | str) -> Any:
-    path = Path(path)
+# A case of the harness's largest plan (2000 samples x a few repetitions) is well under 1 MiB; a
+# bigger record is not one the harness wrote, and parsing it would cost memory in proportion.
+MAX_RECORD_BYTES = 16 * 2**20
+
+
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf
+        raise ValueError(f"{text[:20]} is not a finite number")
+    return value
+
+
+def parse_json_text(text: str, where: str) -> Any:
+    """Strict JSON: NaN, Infinity and numbers beyond float range are refused (no record holds
+    them), and nesting deeper than the parser's recursion limit is a RecordError, not a crash."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecordError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         cut = exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string")
         hint = " (truncated? re-run the case, or use --resume)" if cut else ""
-        raise RecordError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}") from None
+        raise RecordError(f"{where}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}{hint}") from None
+    except RecursionError:
+        raise RecordError(f"{where}: JSON nested too deeply to be a record; re-run the benchmark") from None
+    except ValueError as exc:  # NaN/Infinity, huge integers (Python's digit limit)
+        raise RecordError(f"{where}: not valid JSON: {str(exc).splitlines()[0][:120]}; re-run the case") from None
+
+
+def load_json(path: Path | str, max_bytes: int = MAX_RECORD_BYTES) -> Any:
+    path = Path(path)
+    try:
+        # O_NONBLOCK: opening a FIFO planted where a record should be must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise RecordError(f"{path}: not a regular file; a record is a plain JSON file")
+            raw = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise RecordError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise RecordError(f"{path}: is a folder, not a record file") from None
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > max_bytes:
+        raise RecordError(f"{path}: larger than {max_bytes // 2**20} MiB, which no harness record is; "
+                          "this is not a file the harness wrote")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not UTF-8 text (byte {exc.start}); not a file the harness wrote") from None
+    return parse_json_text(text, str(path))
 
 
 def load_record(path: Path | str, cls: type[T] | None = None) -> T:

@@ -7,6 +7,7 @@ FAILED with the reason. Neither stops the sweep.
 from __future__ import annotations
 
 import gc
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,10 @@ def check_correctness(workload, spec: CaseSpec, seed: int) -> Correctness:
     diff = torch.linalg.vector_norm((out.double() - ref).flatten())
     rel = float(diff / torch.linalg.vector_norm(ref.flatten()))
     tol = workload.tolerance(spec)
-    finite = rel == rel and rel != float("inf")
-    return Correctness(reference="float64", rel_error=rel if finite else float("inf"), tolerance=tol,
+    # NaN or inf in the output (a NaN-poisoned element never written, an overflow) has no finite
+    # error; JSON cannot hold NaN or inf, so the record says None and the case fails.
+    finite = math.isfinite(rel)
+    return Correctness(reference="float64", rel_error=rel if finite else None, tolerance=tol,
                        passed=bool(finite and rel <= tol), bitwise_repeat=bitwise)
 
 
@@ -204,10 +207,13 @@ def run_case(
             phase("correctness")
             if not result.correctness.passed:
                 result.status = "failed"
-                result.reason = (
-                    f"relative error {result.correctness.rel_error:.3g} against float64 exceeds "
-                    f"tolerance {result.correctness.tolerance:.3g}; not timed"
-                )
+                err = result.correctness.rel_error
+                if err is None:
+                    result.reason = "output is not finite (NaN or inf) against the float64 reference; not timed"
+                    result.unavailable["correctness.rel_error"] = "the output held NaN or inf: no finite relative error"
+                else:
+                    result.reason = (f"relative error {err:.3g} against float64 exceeds tolerance "
+                                     f"{result.correctness.tolerance:.3g}; not timed")
                 return result
         result.memory = _measure_memory(workload, spec, timing.seed + 1, predicted)
         phase("memory")
@@ -232,6 +238,7 @@ def run_case(
             throttle_reasons=throttles,
             clocks=clock_stats([c for r in reps for c in r.clock_readings]),
             fill_uninitialized_memory=fill_in_force,
+            bootstrap_seed=timing.seed,
         )
         if result.timing.clocks is None:
             result.unavailable["timing.clocks"] = ("run on the CPU" if spec.device != "cuda"

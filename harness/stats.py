@@ -34,8 +34,13 @@ METHODS = ("bca", "percentile")
 
 # Flags a ConfidenceInterval (and so a TimingSummary) may carry.
 FLAG_TIES = "ties"  # few distinct values: GPU timers tick in ~1.024 us steps
-FLAG_BCA_FALLBACK = "bca_fallback_percentile"  # BCa undefined on these data (infinite z0 or 0/0 acceleration)
+FLAG_BCA_FALLBACK = "bca_fallback_percentile"  # BCa undefined on these data (infinite bias correction z0)
 FLAG_DEGENERATE = "degenerate_all_equal"  # every value equal: the interval has zero width
+# The bootstrap interval was narrower than the timer's resolution (the smallest step between two
+# distinct samples: GPU event timers tick in ~0.5-1 us, divided by the calls per sample) and was
+# widened to it. Within one tick the data cannot tell values apart, so a narrower interval would
+# claim a precision the timer does not have (zero-width CIs on tied data over-covered: 98.9-100%).
+FLAG_RESOLUTION = "ci_widened_to_timer_resolution"
 
 # Below this share of distinct values the bootstrap distribution is a handful of atoms.
 TIES_DISTINCT_SHARE = 0.5
@@ -184,8 +189,13 @@ def _jackknife_sorted(s: np.ndarray, statistic: str) -> np.ndarray:
 
 def _bca_probabilities(draws: np.ndarray, estimate: float, jackknives: list[np.ndarray], level: float):
     """BCa's adjusted percentile levels (Efron & Tibshirani 1993, eq. 14.10/15.36), or None when
-    they are undefined: bias-correction z0 infinite, or acceleration 0/0 (all jackknife values
-    equal, common for the median of tied timer ticks). Multi-sample acceleration as in scipy."""
+    they are undefined (bias-correction z0 infinite). Multi-sample acceleration as in scipy.
+
+    A jackknife whose values are all equal (common for the median of tied timer ticks) carries no
+    skewness information: its acceleration term is exactly 0. Computing it anyway gives u = mean
+    - value = rounding noise of one sign, and a = +-1/(6 sqrt(n)) that flips with the data's scale
+    (a 5% rescaling switched the interval between BCa and percentile). With every term 0, a = 0:
+    the bias-corrected percentile interval."""
     b = draws.size
     share_below = (np.count_nonzero(draws < estimate) + np.count_nonzero(draws <= estimate)) / (2.0 * b)
     if not 0.0 < share_below < 1.0:
@@ -195,12 +205,12 @@ def _bca_probabilities(draws: np.ndarray, estimate: float, jackknives: list[np.n
     den = 0.0
     for jack in jackknives:
         n = jack.size
+        if n < 2 or jack.min() == jack.max():
+            continue
         u = (n - 1) * (jack.mean() - jack)
         num += float(np.sum(u**3)) / n**3
         den += float(np.sum(u**2)) / n**2
-    if not den > 0.0:
-        return None
-    accel = num / (6.0 * den**1.5)
+    accel = num / (6.0 * den**1.5) if den > 0.0 else 0.0
     alpha = 1.0 - level
     probs = []
     for z in (special.ndtri(alpha / 2), special.ndtri(1 - alpha / 2)):
@@ -212,6 +222,25 @@ def _bca_probabilities(draws: np.ndarray, estimate: float, jackknives: list[np.n
     if not all(0.0 < p < 1.0 for p in probs):
         return None
     return probs
+
+
+def resolution_of(sorted_values: np.ndarray) -> float | None:
+    """The timer's step as the data show it: the smallest gap between two distinct values (None
+    when every value is equal). On tick-quantised data this is one tick; on continuous data it is
+    tiny and never widens an interval."""
+    gaps = np.diff(sorted_values)
+    gaps = gaps[gaps > 0]
+    return float(gaps.min()) if gaps.size else None
+
+
+def _widen(ci: ConfidenceInterval, resolution: float | None) -> ConfidenceInterval:
+    """At least `resolution` wide, centred on the estimate where it had to grow (flagged)."""
+    if resolution is None or ci.high - ci.low >= resolution:
+        return ci
+    ci.low = min(ci.low, ci.estimate - resolution / 2)
+    ci.high = max(ci.high, ci.estimate + resolution / 2)
+    ci.flags = ci.flags + [FLAG_RESOLUTION]
+    return ci
 
 
 def _interval(
@@ -266,7 +295,7 @@ def bootstrap_ci(
         return _degenerate(estimate, level, flags)
     draws = _draw(s, statistic, n_resamples, np.random.default_rng(seed))
     jack = [_jackknife_sorted(s, statistic)] if method == "bca" else []
-    return _interval(draws, estimate, level, method, jack, flags)
+    return _widen(_interval(draws, estimate, level, method, jack, flags), resolution_of(s))
 
 
 def ratio_of_medians_ci(
@@ -298,7 +327,15 @@ def ratio_of_medians_ci(
         jack_a = _jackknife_sorted(sa, "median") / mb if sa.size > 1 else np.full(1, estimate)
         jack_b = ma / _jackknife_sorted(sb, "median") if sb.size > 1 else np.full(1, estimate)
         jack = [jack_a, jack_b]
-    return _interval(draws, estimate, level, method, jack, flags)
+    return _widen(_interval(draws, estimate, level, method, jack, flags), _ratio_resolution(sa, sb, ma, mb, estimate))
+
+
+def _ratio_resolution(sa: np.ndarray, sb: np.ndarray, ma: float, mb: float, ratio: float) -> float | None:
+    """How far the ratio moves when each median moves one tick (first order, both added)."""
+    ra, rb = resolution_of(sa), resolution_of(sb)
+    if ra is None and rb is None:
+        return None
+    return ratio * ((ra or 0.0) / ma + (rb or 0.0) / mb)
 
 
 def _hierarchical_draws(
@@ -355,7 +392,7 @@ def hierarchical_bootstrap_ci(
     draws = _hierarchical_draws(sorted_groups, statistic, n_resamples, np.random.default_rng(seed))
     ci = _interval(draws, estimate, level, "percentile", [], flags)
     ci.method = "hierarchical_percentile"
-    return ci
+    return _widen(ci, resolution_of(np.sort(np.concatenate(sorted_groups))))
 
 
 def hierarchical_ratio_ci(
@@ -378,11 +415,13 @@ def hierarchical_ratio_ci(
     flags = sorted(set(_tie_flags(np.sort(np.concatenate(ga))) + _tie_flags(np.sort(np.concatenate(gb)))))
     rng = np.random.default_rng(seed)
     draws = _hierarchical_draws(ga, "median", n_resamples, rng) / _hierarchical_draws(gb, "median", n_resamples, rng)
+    pooled_a, pooled_b = np.sort(np.concatenate(ga)), np.sort(np.concatenate(gb))
+    resolution = _ratio_resolution(pooled_a, pooled_b, est_a, est_b, est_a / est_b)
     if draws.min() == draws.max():
-        return _degenerate(est_a / est_b, level, flags)
+        return _widen(_degenerate(est_a / est_b, level, flags), resolution)
     ci = _interval(draws, est_a / est_b, level, "percentile", [], flags)
     ci.method = "hierarchical_percentile"
-    return ci
+    return _widen(ci, resolution)
 
 
 # --------------------------------------------------------------------------- distribution-free median CI

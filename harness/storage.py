@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,8 +27,42 @@ ENV_FILE = "env.json"
 CEILINGS_FILE = "ceilings.json"
 MANIFEST_FILE = "manifest.json"
 CASES_DIR = "cases"
-# Written into a results folder after the run by `artifact check` / `artifact report`.
+# Written into a results folder after the run by `artifact check` / `artifact report`. They are
+# outputs about the results, not results: never hashed into the manifest (a check rewrites them,
+# and a manifest that hashed them would refuse the folder at the next check) and never read back.
 DERIVED_PREFIXES = ("verdict.", "verdict-", "report.", "time-vs-seq-", "tflops-vs-peak-", "roofline-")
+
+# Bounds on what verifying a folder may cost: a results folder of the largest plan holds a few
+# hundred files of under 1 MiB; anything far beyond is not a harness folder and must not make the
+# checker hash or list without end.
+MAX_FILES = 20_000
+MAX_DEPTH = 8
+MAX_FILE_BYTES = 256 * 2**20
+MAX_TOTAL_BYTES = 2 * 2**30
+
+
+def is_derived(rel: str) -> bool:
+    """A checker/report output at the top of the folder (see DERIVED_PREFIXES)."""
+    return "/" not in rel and rel.startswith(DERIVED_PREFIXES)
+
+
+def unsafe_rel(rel: object) -> str | None:
+    """Why `rel` (a manifest key) is not a plain relative path inside the folder, or None."""
+    if not isinstance(rel, str) or not rel:
+        return "not a path"
+    if "\\" in rel or "\0" in rel or rel.startswith("/"):
+        return "absolute or not a posix path"
+    parts = rel.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            return "leaves the results folder or has an empty part"
+        if part.startswith("."):
+            return "a hidden file"
+        if len(part) > 255:
+            return "a name longer than 255 characters"
+    if len(parts) > MAX_DEPTH:
+        return "nested too deeply"
+    return None
 
 
 def utc_now() -> str:
@@ -70,9 +105,15 @@ def sha256_file(path: Path | str) -> str:
 
 
 def _hashed_files(out: Path) -> Iterator[Path]:
+    """What write_manifest hashes: plain files, not the manifest, not hidden files (the
+    half-written temp files of atomic writes), not derived outputs, no symbolic links."""
     for p in sorted(out.rglob("*")):
-        if p.is_file() and p.name != MANIFEST_FILE and not p.name.startswith("."):
-            yield p
+        rel = p.relative_to(out).as_posix()
+        if p.is_symlink() or not p.is_file() or rel == MANIFEST_FILE or is_derived(rel):
+            continue
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        yield p
 
 
 def write_manifest(out: Path | str) -> Manifest:
@@ -83,22 +124,106 @@ def write_manifest(out: Path | str) -> Manifest:
     return manifest
 
 
-def verify_manifest(out: Path | str) -> list[str]:
-    """Problems with the folder against its manifest (empty list: every file matches)."""
+def scan_folder(out: Path | str) -> tuple[dict[str, int], list[str]]:
+    """Every plain file under `out` (relative posix path -> size), and the problems with the
+    folder itself: symbolic links (a results folder holds plain files only: a link could point
+    anywhere), special files (a FIFO would block whoever reads it), hidden entries (the harness
+    writes none that last), and more entries or depth than a results folder has."""
     out = Path(out)
+    files: dict[str, int] = {}
+    problems: list[str] = []
+    stack: list[tuple[Path, str, int]] = [(out, "", 0)]
+    seen = 0
+    while stack:
+        folder, prefix, depth = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(f"{prefix or '.'}: cannot list ({exc.strerror})")
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > MAX_FILES:
+                problems.append(f"more than {MAX_FILES} entries: not a results folder the harness wrote")
+                return files, problems
+            rel = prefix + entry.name
+            if entry.name.startswith("."):
+                problems.append(f"{rel}: hidden entry, not written by the harness (an interrupted write leaves "
+                                ".*.tmp files); remove it")
+                continue
+            if entry.is_symlink():
+                problems.append(f"{rel}: a symbolic link; a results folder holds plain files only (copy the target in, "
+                                "or re-run)")
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if depth + 1 >= MAX_DEPTH:
+                    problems.append(f"{rel}: nested deeper than a results folder is")
+                    continue
+                stack.append((Path(entry.path), rel + "/", depth + 1))
+            elif entry.is_file(follow_symlinks=False):
+                files[rel] = entry.stat(follow_symlinks=False).st_size
+            else:
+                problems.append(f"{rel}: not a plain file (a FIFO, socket or device); remove it")
+    return files, problems
+
+
+def _sha256_plain(path: Path) -> str:
+    """sha256 of a plain file opened without following a link (the scan saw a plain file; it must
+    still be one when it is read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(f"{path}: not a plain file")
+        h = hashlib.sha256()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_manifest(out: Path | str) -> list[str]:
+    """Problems with the folder against its manifest (empty list: every file matches).
+
+    Every manifest entry must be a plain relative path inside the folder (no '..', no absolute
+    path, no hidden file), name a plain file found by scan_folder (no symbolic link), and match
+    its sha256; every file the scan finds must be listed, except derived outputs (verdict.*,
+    report.*, plots), which are neither results nor read back."""
+    out = Path(out)
+    files, problems = scan_folder(out)
+    if any(p.startswith(MANIFEST_FILE + ":") for p in problems):
+        return problems
     manifest = load_record(out / MANIFEST_FILE, Manifest)
-    problems = []
+    if len(manifest.files) > MAX_FILES:
+        return problems + [f"{MANIFEST_FILE}: lists {len(manifest.files)} files, more than a results folder has"]
+    total = 0
     for rel, digest in sorted(manifest.files.items()):
-        p = out / rel
-        if not p.is_file():
-            problems.append(f"{rel}: listed in manifest.json but missing")
-        elif sha256_file(p) != digest:
+        why = unsafe_rel(rel)
+        if why is not None:
+            problems.append(f"{MANIFEST_FILE}: entry {str(rel)[:80]!r} is {why}; a manifest lists files inside its folder only")
+            continue
+        if is_derived(rel):
+            continue  # an older harness hashed derived outputs after --resume; they are not results
+        if not isinstance(digest, str) or len(digest) != 64:
+            problems.append(f"{rel}: manifest.json has no sha256 for it")
+            continue
+        if rel not in files:
+            problems.append(f"{rel}: listed in manifest.json but missing (or not a plain file)")
+            continue
+        size = files[rel]
+        total += size
+        if size > MAX_FILE_BYTES or total > MAX_TOTAL_BYTES:
+            problems.append(f"{rel}: {size >> 20} MiB, beyond what a results folder holds; not checked")
+            continue
+        try:
+            same = _sha256_plain(out / rel) == digest
+        except OSError:
+            problems.append(f"{rel}: could not be read as a plain file")
+            continue
+        if not same:
             problems.append(f"{rel}: sha256 differs from manifest.json (modified or truncated)")
     # Files the manifest does not know were added afterwards; derived outputs a checker or
     # report writes into the folder (verdict.*, report.*) are allowed.
-    for p in _hashed_files(out):
-        rel = p.relative_to(out).as_posix()
-        if rel not in manifest.files and not rel.startswith(DERIVED_PREFIXES):
+    for rel in sorted(files):
+        if rel not in manifest.files and rel != MANIFEST_FILE and not is_derived(rel):
             problems.append(f"{rel}: not listed in manifest.json (added after the run)")
     return problems
 
@@ -117,7 +242,10 @@ def load_cases(out: Path | str) -> list[CaseResult]:
     folder = Path(out) / CASES_DIR
     if not folder.is_dir():
         raise RecordError(f"{out}: no {CASES_DIR}/ folder: is this a harness output folder?")
-    return [load_record(p, CaseResult) for p in sorted(folder.glob("*.json"))]
+    # Hidden files are never results (write_manifest does not hash them either) and links are
+    # not followed: the same files a checker would read.
+    return [load_record(p, CaseResult) for p in sorted(folder.glob("*.json"))
+            if not p.name.startswith(".") and not p.is_symlink()]
 
 
 def load_env(out: Path | str) -> EnvRecord:

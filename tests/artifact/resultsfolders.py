@@ -39,6 +39,7 @@ SEQS = (256, 512, 1024)
 BACKEND_FACTOR = {"flash": 1.0, "cudnn": 0.88, "efficient": 1.3, "math": 2.7}
 _BASELINE_FILE = {128: "01", 256: "02", 512: "03", 1024: "04", 2048: "05"}
 _RUN_SOURCE = ("baseline", "full")
+BOOTSTRAP_SEED = 1234
 
 
 def seed_samples(seq: int, source: str) -> np.ndarray:
@@ -57,7 +58,9 @@ def throughput(spec: CaseSpec, median_ms: float) -> Throughput:
 
 
 def case_result(spec: CaseSpec, groups: list[np.ndarray], rng: np.random.Generator, bitwise: bool = True) -> CaseResult:
-    summary = stats.summarize_repetitions([list(g) for g in groups], [True] * len(groups), n_resamples=2000)
+    # As harness.runner summarises (10,000 resamples, the plan's seed, recorded): the checker
+    # recomputes the summary from the samples and must find the same one.
+    summary = stats.summarize_repetitions([list(g) for g in groups], [True] * len(groups), seed=BOOTSTRAP_SEED)
     reps = [Repetition(samples_ms=[float(x) for x in g], inner_iters=1, converged=True, stop_reason="converged",
                        rel_halfwidth=summary.rel_halfwidth, wall_s=0.5) for g in groups]
     elem = {"float16": 2, "bfloat16": 2, "float32": 4}[spec.dtype]
@@ -68,8 +71,8 @@ def case_result(spec: CaseSpec, groups: list[np.ndarray], rng: np.random.Generat
     return CaseResult(
         case=spec,
         status="ok",
-        timing=Timing(method="cuda_events" if spec.device == "cuda" else "perf_counter", fallback_reason=None,
-                      target_rel_ci=0.01, warmup_calls=20, repetitions=reps, summary=summary),
+        timing=Timing(method="cuda_graph" if spec.device == "cuda" else "perf_counter", fallback_reason=None,
+                      target_rel_ci=0.01, warmup_calls=20, repetitions=reps, summary=summary, bootstrap_seed=BOOTSTRAP_SEED),
         throughput=throughput(spec, summary.median_ms),
         memory=Memory(predicted_bytes=io, peak_allocated_bytes=peak, peak_reserved_bytes=None if peak is None else peak * 2,
                       free_bytes_before=None, total_bytes=None),

@@ -175,7 +175,7 @@ def test_outputs_verdict_files_table_and_step_summary(l4, capsys, tmp_path, monk
     table = capsys.readouterr().out
     assert code == 0
     data = json.loads((out / "verdict.json").read_text())
-    assert data["kind"] == "verdict" and data["schema_version"] == 1 and data["exit_code"] == 0
+    assert data["kind"] == "verdict" and data["schema_version"] == 2 and data["exit_code"] == 0
     assert data["reference_sha256"] == load_reference(l4["ref"]).sha256
     md = (out / "verdict.md").read_text()
     assert md.startswith("## Verdict: PASS")

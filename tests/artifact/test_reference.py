@@ -95,7 +95,7 @@ def line_of(text: str, needle: str) -> int:
 
 def test_a_valid_file_parses_into_typed_claims(tmp_path):
     ref = load_reference(write(tmp_path, GOOD))
-    assert ref.schema_version == REFERENCE_SCHEMA_VERSION and ref.name == "test-ref"
+    assert ref.schema_version == 1 < REFERENCE_SCHEMA_VERSION and ref.name == "test-ref"  # older files still load
     assert [type(c) for c in ref.claims] == [C.AbsoluteClaim, C.RatioClaim, C.RankingClaim, C.ScalingClaim,
                                             C.CorrectnessClaim, C.MemoryClaim, C.DeterminismClaim, C.EnvironmentClaim]
     absolute = ref.claim("abs-flash-s512")

@@ -72,4 +72,4 @@ def test_a_cancelled_job_is_reported_and_the_other_shard_is_kept(slurm, tmp_path
     outcome = slurm.wait(jobs, tmp_path, poll_s=1, log=lambda s: None, timeout_s=600)
     good, cancelled = outcome.shards
     assert good.ok and _ids(tmp_path / "shard-0")
-    assert cancelled.state == "CANCELLED" and not cancelled.ok and "without a result" in cancelled.error
+    assert cancelled.state == "CANCELLED" and not cancelled.ok and "ended CANCELLED" in cancelled.error

@@ -109,3 +109,40 @@ def test_env_command_writes_fingerprint(tmp_path):
     # nothing undetectable is faked: every null top-level field has a reason
     for key in ("nvidia_driver_version", "cuda_driver_version", "cuda_runtime_version", "cudnn_version"):
         assert d[key] is None and key in d["unavailable"]
+
+
+def test_an_unexpected_error_reaches_the_user_not_a_crash_of_the_error_handler(monkeypatch, tmp_path):
+    # typer >= 0.29 vendors click without exceptions.Abort: looking it up crashed the handler with
+    # an AttributeError that hid the real error (issue 10, finding 9).
+    from harness import cli, plan
+
+    def broken(path, device):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(plan, "from_yaml", broken)
+    plan_file = tmp_path / "p.yaml"
+    plan_file.write_text("cases: []\n")
+    with pytest.raises(OSError, match="Input/output error"):
+        cli.main(["bench", "--plan", str(plan_file), "--out", str(tmp_path / "o"), "--device", "cpu"])
+
+
+def test_optimize_without_triton_says_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['triton'] = None\n"
+            "from harness.cli import main\n"
+            f"sys.exit(main(['optimize', '--out', {str(tmp_path / 'o')!r}, '--device', 'cpu', '--batch', '1', "
+            "'--heads', '2', '--seq', '64', '--head-dim', '32']))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, env=ENV)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Triton is not installed" in lines[0] and "pip install -e '.[harness,triton]'" in lines[0]
+
+
+@pytest.mark.parametrize("flag, value, match", [
+    ("--max-time", "nan", "max_time_s: must be a finite number"),
+    ("--max-time", "inf", "max_time_s: must be a finite number"),
+    ("--target-ci", "nan", "target_rel_ci: must be a finite number"),
+    ("--target-ci", "2", "target_rel_ci: 2.0 is not a fraction below 1"),
+])
+def test_timing_flags_must_be_finite_and_sensible(tmp_path, flag, value, match):
+    p = run("bench", "--seq", "64", "--backends", "math", "--device", "cpu", flag, value, "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and match in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -63,3 +63,29 @@ def test_envlock_reads_back_what_is_in_force():
     a = torch.randn(3)
     envlock.lock(7)
     assert torch.equal(a, torch.randn(3))  # seeded
+
+
+def test_a_kernel_returning_nan_fails_its_case_and_the_record_is_written(monkeypatch, tmp_path):
+    # NaN and inf cannot be written as JSON: the case used to crash the sweep when it was saved.
+    from harness import storage
+    from harness.records import CaseResult, load_record
+    from harness.workloads import sdpa
+
+    real = sdpa.SdpaWorkload.make_fn
+
+    def poisoned(self, spec, inputs):
+        fn = real(self, spec, inputs)
+        return lambda: fn() * float("nan")
+
+    monkeypatch.setattr(sdpa.SdpaWorkload, "make_fn", poisoned)
+    r = run_case(CaseSpec("sdpa", "math", 1, 2, 32, 16, dtype="float32", device="cpu"), FAST)
+    assert r.status == "failed" and "not finite" in r.reason and r.timing is None
+    assert r.correctness.rel_error is None and not r.correctness.passed
+    assert "correctness.rel_error" in r.unavailable
+    path = storage.write_case(tmp_path, r)
+    assert load_record(path, CaseResult).correctness.rel_error is None
+
+
+def test_the_summary_records_its_bootstrap_seed():
+    r = run_case(CaseSpec("sdpa", "math", 1, 2, 32, 16, dtype="float32", device="cpu"), FAST)
+    assert r.timing.bootstrap_seed == FAST.seed

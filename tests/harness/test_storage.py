@@ -46,3 +46,21 @@ def test_written_files_are_readable_by_others(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
+
+
+def test_the_manifest_never_hashes_derived_outputs_hidden_files_or_links(tmp_path):
+    # After `harness bench --resume` the manifest hashed verdict.json; the next check rewrote it
+    # and the one after refused the folder ("verdict.json: sha256 differs"): issue 10, finding 7.
+    r = CaseResult(case=CaseSpec("sdpa", "math", 1, 1, 8, 8, device="cpu"), status="skipped", reason="x")
+    storage.write_case(tmp_path, r)
+    for name in ("verdict.json", "verdict.md", "verdict-h100.json", "report.md", "time-vs-seq-x.svg", ".x.json.1.tmp"):
+        (tmp_path / name).write_text("{}\n")
+    (tmp_path / "cases" / ".hidden.json").write_text("{}\n")
+    (tmp_path / "cases" / "link.json").symlink_to(storage.case_path(tmp_path, r.case.case_id))
+    m = storage.write_manifest(tmp_path)
+    assert set(m.files) == {f"cases/{r.case.case_id}.json"}
+    assert [c.case.case_id for c in storage.load_cases(tmp_path)] == [r.case.case_id]
+    (tmp_path / "verdict.json").write_text('{"rewritten": true}\n')
+    problems = storage.verify_manifest(tmp_path)
+    assert not any("verdict" in p for p in problems)
+    assert any(".x.json.1.tmp: hidden entry" in p for p in problems) and any("link.json: a symbolic link" in p for p in problems)
