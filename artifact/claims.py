@@ -397,8 +397,34 @@ class AbsoluteClaim(Claim):
             # Throughput is work over time: the CI of the median time maps to it end for end.
             est = getattr(case.throughput, self.metric)
             ci = (work / s.ci_high_ms, work / s.ci_low_ms)
-        return judge_numeric(self, self.tolerance, self.reference, est, ci, ABSOLUTE_METRICS[self.metric],
-                             self.metric, [cid], ci_level=s.ci_level)
+        v = judge_numeric(self, self.tolerance, self.reference, est, ci, ABSOLUTE_METRICS[self.metric],
+                          self.metric, [cid], ci_level=s.ci_level)
+        if v.status == FAIL:
+            note = clock_comparison(case, self.tolerance.derivation)
+            v.why += f"; {note}"
+            v.details.append(note)
+        return v
+
+
+def clock_comparison(case: CaseResult, derivation: Any) -> str:
+    """How the SM clock of this run, while the case was timed, compares with the reference runs':
+    a FAIL with a lower clock is a slower card state (power cap, thermals, another clock
+    setting) as much as a slower kernel."""
+    ref = derivation.get("sm_mhz") if isinstance(derivation, dict) else None
+    mine = case.timing.clocks if case.timing is not None else None
+    if not ref:
+        return "clocks: the reference records no SM clock to compare with"
+    if mine is None or not mine.sm_mhz_median:
+        return f"clocks: this run recorded none (the reference runs ran at {ref['median']:g} MHz)"
+    ratio = mine.sm_mhz_median / ref["median"]
+    spread = f"{mine.sm_mhz_min:g}-{mine.sm_mhz_max:g}" if mine.sm_mhz_min is not None else "?"
+    head = (f"clocks: this run's SM clock while timing had median {mine.sm_mhz_median:g} MHz ({spread}), the reference "
+            f"runs' {ref['median']:g} MHz ({ref['min']:g}-{ref['max']:g})")
+    if ratio < 0.98:
+        return head + f": {1 - ratio:.1%} lower, so the card ran in a slower state, not only the kernel"
+    if ratio > 1.02:
+        return head + f": {ratio - 1:.1%} higher, so the card was not slower: the kernel (or its inputs) was"
+    return head + ": within 2%, so the card's state does not explain the difference"
 
 
 # --------------------------------------------------------------------------- ratio

@@ -283,6 +283,12 @@ class _Builder:
             if got is None:
                 continue
             ref, tol = got
+            clocks = [c.timing.clocks for c in cases if c.timing.clocks is not None and c.timing.clocks.sm_mhz_median]
+            if len(clocks) == len(cases):
+                # What the card ran at while these times were taken: a FAIL on another machine
+                # can then say whether its card was in a slower state (issue 11).
+                tol["derivation"]["sm_mhz"] = {"median": _sig(statistics.median(k.sm_mhz_median for k in clocks), 4),
+                                               "min": min(k.sm_mhz_min for k in clocks), "max": max(k.sm_mhz_max for k in clocks)}
             self.claims.append({"id": cid, "kind": "absolute", "scope": self.scope_same_hardware(),
                                 "case": self.selector(spec), "metric": "median_ms", "reference": _sig(ref), "tolerance": tol})
 

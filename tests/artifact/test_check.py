@@ -295,3 +295,30 @@ def test_checking_never_imports_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_absolute_fail_says_how_the_runs_clocks_compare_with_the_references(capsys, tmp_path):
+    # The same 10% slower case twice: once timed at the reference's clocks (the kernel is slower),
+    # once with the SM clock 12% lower while it was timed (the card was in a slower state).
+    from dataclasses import replace as dc_replace
+
+    from harness.records import CaseResult, load_record
+    from resultsfolders import scale_cases
+
+    same = scale_cases(H200_RUNS[-1], tmp_path / "same", 1.10, backend="cudnn", seq=4096)
+    slow_card = scale_cases(H200_RUNS[-1], tmp_path / "card", 1.10, backend="cudnn", seq=4096)
+    (p,) = (slow_card / "cases").glob("sdpa-cudnn-b32h8s4096*.json")
+    case = load_record(p, CaseResult)
+    k = case.timing.clocks
+    clocks = dc_replace(k, sm_mhz_median=k.sm_mhz_median * 0.88, sm_mhz_min=k.sm_mhz_min * 0.88, sm_mhz_max=k.sm_mhz_max * 0.88)
+    storage.write_record(p, dc_replace(case, timing=dc_replace(case.timing, clocks=clocks)))
+    storage.write_manifest(slow_card)
+    why = {}
+    for name, folder in (("same", same), ("card", slow_card)):
+        code, verdict, _ = check(capsys, folder, H200_REF)
+        assert code == 1
+        (abs_claim,) = [c for c in verdict["claims"] if c["claim_id"] == "abs-cudnn-s4096"]
+        assert abs_claim["status"] == "FAIL"
+        why[name] = abs_claim["why"]
+    assert "clocks:" in why["same"] and "does not explain the difference" in why["same"]
+    assert "lower, so the card ran in a slower state" in why["card"]
