@@ -22,6 +22,7 @@ from artifact import __version__
 from artifact.docker_engine import sdk, translated
 from artifact.errors import ArtifactError
 from artifact.gitinfo import GitInfo, git_info
+from artifact.imagearchive import load_normalized, sha256_file
 
 IMAGE_REPO = "gpu-kernel-artifact"
 # Which torch build the image carries: one hash-locked requirements file per variant,
@@ -65,6 +66,7 @@ class ImageInfo:
     base_rootfs: Optional[str] = None  # the base's first layer digest: content-addressed, so reproducible
     torch_variant: Optional[str] = None
     cuda_version: Optional[str] = None
+    lock: Optional[str] = None  # the lock it was built from: "requirements-cuda.lock sha256:..."
 
 
 def image_info(client: Any, ref: str) -> ImageInfo:
@@ -89,6 +91,7 @@ def image_info(client: Any, ref: str) -> ImageInfo:
         base_rootfs=labels.get(f"{LABEL_PREFIX}.base.rootfs"),
         torch_variant=labels.get(f"{LABEL_PREFIX}.torch-variant"),
         cuda_version=labels.get(f"{LABEL_PREFIX}.cuda-version"),
+        lock=labels.get(f"{LABEL_PREFIX}.lock"),
     )
 
 
@@ -217,8 +220,8 @@ def build(client: Any, req: BuildRequest, log: Callable[[str], None]) -> ImageIn
         wheels = wheelhouse(root, req.variant)
         with translated(f"looking up the offline base {base}"):
             base_image = client.images.get(base)
-        # An imported image's id records the import time; its layer digest is the sha256 of the
-        # root filesystem tarball, which make_base.sh makes byte-reproducible.
+        # make_base.sh loads the base with a fixed config, so its id is a function of its root
+        # filesystem tarball, whose sha256 is the layer digest.
         base_digest = base_image.id
         base_rootfs = ",".join(base_image.attrs.get("RootFS", {}).get("Layers") or []) or "unknown"
     else:
@@ -237,16 +240,23 @@ def build(client: Any, req: BuildRequest, log: Callable[[str], None]) -> ImageIn
         "CREATED": datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "TORCH_VARIANT": req.variant,
         "CUDA_VERSION": cuda_version_of_lock(lock),
+        "LOCK_SHA256": sha256_file(lock),
     }
     log(f"build: {tag} from {base} ({'offline' if req.offline else 'online'}, revision {revision})")
-    # The install stage (the venv: the slow part) is built and tagged first, so it is not a
-    # dangling image: it stays as the cache of the next build and `artifact gc --images` keeps it.
-    for target, target_tag in (("install", f"{tag}-install"), (None, tag)):
+    # The install stage (the venv: the slow part) and the image as built are tagged, so neither
+    # is a dangling image: they are the cache of the next build, and `artifact gc --images`
+    # keeps them. The image under `tag` is the built one with its config fixed (below).
+    for target, target_tag in (("install", f"{tag}-install"), (None, f"{tag}-build")):
         context = build_context(root, epoch, wheels)
         try:
             _build_one(client, context, target_tag, target, buildargs, req, log)
         finally:
             context.close()
+    # The config the builder wrote records when and in which containers it ran; written again
+    # without that, the image id depends only on the files and the settings (imagearchive.py).
+    with translated(f"fixing the config of {tag}"):
+        image_id, digest = load_normalized(client, f"{tag}-build", tag, epoch, log)
+    log(f"build: {tag} = {image_id} (config {digest})")
     return image_info(client, tag)
 
 
