@@ -1,9 +1,10 @@
 # make test       the whole test suite (creates .venv, makes sure a Docker engine runs)
 # make image      build the benchmark image offline (no registry: debootstrap base + local wheels);
-#                 VARIANT=cuda for the GPU image once docker/requirements-cuda.lock exists
+#                 VARIANT=cuda for the GPU image
 # make smoke      the smoke profile through the launcher (docker if it can give a GPU, else native)
 # make reproduce  the reviewer's one command: run (full on a GPU, smoke otherwise), then check
-# make lock       regenerate docker/requirements-$(VARIANT).lock and docker/pip.lock (hash-locked)
+# make lock       regenerate docker/requirements-$(VARIANT).lock and docker/pip.lock (hash-locked;
+#                 VARIANT=cpu|cuda|host)
 # make clean      remove build outputs, stamps and the launcher's leftover containers
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,7 +19,7 @@ VARIANT ?= cpu
 # torch 2.13.0 CPU and triton 3.6.0 (the Triton interpreter tests) are the versions the tests pin.
 TEST_PINS := 'torch==2.13.0' 'triton==3.6.0'
 
-.PHONY: help test image smoke reproduce lock clean docker-engine
+.PHONY: help test image smoke reproduce reproduce-image lock clean docker-engine
 
 help:
 	@sed -n 's/^# make /make /p' Makefile
@@ -29,10 +30,16 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[harness,test]' $(TEST_PINS)
 	touch $@
 
-$(REPRO_VENV)/.installed: pyproject.toml
-	test -x $(REPRO_VENV)/bin/python || $(PYTHON) -m venv $(REPRO_VENV)
-	$(REPRO_VENV)/bin/pip install --quiet -e '.[harness]'
+# The reproduction's own venv: the hash-locked set of the image (the CUDA lock on a host with an
+# NVIDIA GPU, the CPU lock elsewhere), never an unpinned resolve; see docker/reproduce_env.sh.
+$(REPRO_VENV)/.installed: pyproject.toml docker/reproduce_env.sh docker/requirements-cpu.lock \
+		docker/requirements-cuda.lock docker/requirements-host.lock
+	PYTHON=$(PYTHON) bash docker/reproduce_env.sh $(REPRO_VENV)
 	touch $@
+
+# On a GPU host whose Docker can give containers a GPU: the CUDA image, built offline (cached).
+reproduce-image: $(REPRO_VENV)/.installed
+	bash docker/reproduce_image.sh $(REPRO_VENV)
 
 docker-engine:
 	bash docker/ensure_engine.sh
@@ -46,13 +53,13 @@ image: $(VENV)/.installed docker-engine
 smoke: $(VENV)/.installed
 	$(VENV)/bin/artifact run --runtime auto --profile smoke --out results/smoke-$(STAMP)
 
-# On an NVIDIA GPU: the CUDA image is built first when Docker is there and its lock exists (auto
-# then runs in it if the NVIDIA runtime works, natively otherwise, and says why). On an H100 the
+# On an NVIDIA GPU: the CUDA image is built first when Docker can give a container the GPU
+# (reproduce-image; auto then runs in it, natively otherwise, and says why). On an H100 the
 # artifact plan (the sweep and the Triton candidate with its H100-tuned configs) runs and every
 # claim of h100.yaml is checked; on another GPU the full profile runs and the same file's
 # portable claims are checked (the rest SKIP, with the reason). Without a GPU: the smoke profile
 # and the CPU smoke reference.
-reproduce: $(REPRO_VENV)/.installed
+reproduce: $(REPRO_VENV)/.installed reproduce-image
 	@out=results/$(STAMP); \
 	gpu=$$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || true); \
 	case "$$gpu" in \
@@ -61,9 +68,6 @@ reproduce: $(REPRO_VENV)/.installed
 	    *)      what="--profile full"; ref=artifact/references/h100.yaml ;; \
 	esac; \
 	echo "reproduce: GPU: $${gpu:-none}; $$what; results in $$out; reference $$ref"; \
-	if [ -n "$$gpu" ] && [ -f docker/requirements-cuda.lock ] && docker info >/dev/null 2>&1; then \
-	    $(REPRO_VENV)/bin/artifact build --offline --variant cuda; \
-	fi; \
 	$(REPRO_VENV)/bin/artifact run --runtime auto $$what --out $$out; \
 	if [ -n "$$ref" ] && [ -f "$$ref" ]; then \
 	    $(REPRO_VENV)/bin/artifact check $$out --reference $$ref; \
