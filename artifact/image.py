@@ -243,13 +243,21 @@ def build(client: Any, req: BuildRequest, log: Callable[[str], None]) -> ImageIn
         "LOCK_SHA256": sha256_file(lock),
     }
     log(f"build: {tag} from {base} ({'offline' if req.offline else 'online'}, revision {revision})")
-    # The install stage (the venv: the slow part) and the image as built are tagged, so neither
+    # The image as built and its install stage (the venv: the slow part) are tagged, so neither
     # is a dangling image: they are the cache of the next build, and `artifact gc --images`
     # keeps them. The image under `tag` is the built one with its config fixed (below).
-    for target, target_tag in (("install", f"{tag}-install"), (None, f"{tag}-build")):
+    context = build_context(root, epoch, wheels)
+    try:
+        install_id = _build_one(client, context, f"{tag}-build", None, buildargs, req.nocache, req.offline, log)
+    finally:
+        context.close()
+    if install_id:
+        with translated(f"tagging the install stage {install_id}"):
+            client.api.tag(install_id, *f"{tag}-install".rsplit(":", 1))
+    else:  # the builder's output did not name the stage: build it again, all cache hits
         context = build_context(root, epoch, wheels)
         try:
-            _build_one(client, context, target_tag, target, buildargs, req, log)
+            _build_one(client, context, f"{tag}-install", "install", buildargs, False, req.offline, lambda line: None)
         finally:
             context.close()
     # The config the builder wrote records when and in which containers it ran; written again
@@ -260,15 +268,23 @@ def build(client: Any, req: BuildRequest, log: Callable[[str], None]) -> ImageIn
     return image_info(client, tag)
 
 
+# The classic builder prints " ---> <id>" after each step; the last one before the final stage's
+# `FROM base` (the Dockerfile's only FROM without AS) is the install stage's image.
+_STEP_ID = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+_FINAL_FROM = re.compile(r"^Step \d+/\d+ : FROM base$")
+
+
 def _build_one(client: Any, context: Any, tag: str, target: Optional[str], buildargs: dict[str, str],
-               req: BuildRequest, log: Callable[[str], None]) -> None:
+               nocache: bool, offline: bool, log: Callable[[str], None]) -> Optional[str]:
+    """Build; the install stage's image id when the output names it."""
     tail: list[str] = []
+    last_id = install_id = None
     with translated(f"building image {tag}"):
         stream = client.api.build(
             fileobj=context, custom_context=True, tag=tag, target=target, buildargs=buildargs, rm=True,
-            forcerm=True, decode=True, pull=False, nocache=req.nocache, use_config_proxy=False,
+            forcerm=True, decode=True, pull=False, nocache=nocache, use_config_proxy=False,
             # Offline means offline: RUN steps get no network at all, so nothing can sneak in.
-            network_mode="none" if req.offline else None,
+            network_mode="none" if offline else None,
         )
         for chunk in stream:
             if "error" in chunk:
@@ -281,4 +297,10 @@ def _build_one(client: Any, context: Any, tag: str, target: Optional[str], build
                     if line.strip():
                         tail = (tail + [line.strip()])[-50:]
                         log(line.rstrip())
+                    m = _STEP_ID.match(line.rstrip())
+                    if m:
+                        last_id = m.group(1)
+                    elif _FINAL_FROM.match(line.strip()):
+                        install_id = last_id
+    return install_id
 

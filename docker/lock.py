@@ -29,6 +29,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 HERE = Path(__file__).resolve().parent
 # Debian bookworm's glibc, the image's: a wheel tagged manylinux_2_X loads on glibc >= 2.X, so the
@@ -63,7 +64,7 @@ def platform_args(python: str = IMAGE_PYTHON) -> list[str]:
     return args
 
 
-def die(message: str) -> "NoReturn":  # noqa: F821
+def die(message: str) -> NoReturn:
     sys.exit(f"error: {message}")
 
 
