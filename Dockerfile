@@ -18,12 +18,12 @@
 #
 # Rebuildable bit for bit (docs/container.md, "Reproducible builds"): the install stage writes
 # the final image's files into two trees, /rootfs-venv (the venv: large, rarely changes) and
-# /rootfs-app (the harness, the entrypoint, the user), with every mtime clamped to
-# SOURCE_DATE_EPOCH, hash-based .pyc files and a fixed hash seed; the final stage is those two
-# trees copied onto the base, one layer each. Each layer is then a function of its files, and
-# `artifact build` rewrites the image config (build times, build container ids) so that the
-# image id is too. A plain `docker build` gives the same layers with a config that records when
-# it was built.
+# /rootfs-app (the harness, the entrypoint, the user), every mtime clamped to a fixed date (for
+# the harness the commit's, SOURCE_DATE_EPOCH), with hash-based .pyc files and a fixed hash
+# seed; the final stage is those two trees copied onto the base, one layer each. Each layer is
+# then a function of its files, and `artifact build` rewrites the image config (build times,
+# build container ids) so that the image id is too. A plain `docker build` gives the same layers
+# with a config that records when it was built.
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim@sha256:abd67ffcfa541b485a3dff59865ab629aa048a6c613e639d36e7456b0b229241
 
 FROM ${BASE_IMAGE} AS base
@@ -39,19 +39,21 @@ FROM base AS install
 LABEL org.gpu-kernel-artifact.stage=install
 ARG WHEELS=online
 ARG TORCH_VARIANT=cpu
-ARG SOURCE_DATE_EPOCH=0
-# SOURCE_DATE_EPOCH makes py_compile write hash-based .pyc files; a fixed hash seed makes the
-# order of frozenset constants in them (and so their bytes) the same in every build.
-ENV SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH} \
-    PYTHONHASHSEED=0
-COPY docker/install_deps.sh docker/pip.lock docker/requirements-*.lock /build/
+# The venv is a function of the lock and the base, not of the commit, so it is dated like the
+# base (docker/make_base.sh's default epoch) rather than by SOURCE_DATE_EPOCH, which is declared
+# only after it: a new commit then reuses the cached venv instead of installing it again.
+ARG VENV_EPOCH=1700000000
+COPY docker/install_deps.sh docker/pip.lock docker/requirements-${TORCH_VARIANT}.lock /build/
 COPY docker/wheelhouse/ /build/wheelhouse/
 # /opt is a link into /rootfs-venv here, so the venv is made at its final path (/opt/venv: the
 # scripts' #! lines and the .pyc file names say so) inside the tree the final stage copies. The
 # mtimes are clamped in the same step: touching them later would copy every file into a new layer.
+# SOURCE_DATE_EPOCH set makes py_compile write hash-based .pyc files; a fixed hash seed makes the
+# order of frozenset constants in them (and so their bytes) the same in every build.
 RUN mkdir -p /rootfs-venv/opt && rmdir /opt && ln -s /rootfs-venv/opt /opt \
-    && sh /build/install_deps.sh "${WHEELS}" "${TORCH_VARIANT}" \
-    && find /rootfs-venv -newermt "@${SOURCE_DATE_EPOCH}" -exec touch -h -d "@${SOURCE_DATE_EPOCH}" {} +
+    && SOURCE_DATE_EPOCH="${VENV_EPOCH}" PYTHONHASHSEED=0 sh /build/install_deps.sh "${WHEELS}" "${TORCH_VARIANT}" \
+    && find /rootfs-venv -newermt "@${VENV_EPOCH}" -exec touch -h -d "@${VENV_EPOCH}" {} +
+ARG SOURCE_DATE_EPOCH=0
 # The harness is plain source on the venv's path (a .pth file): installing it as a package would
 # need a build backend in the image for nothing. The image's lock goes with it: the harness reads
 # ARTIFACT_LOCK_FILE and records in env.json whether the installed packages still match it.
@@ -69,7 +71,7 @@ RUN set -e; app=/rootfs-app; site=lib/python3.11/site-packages; \
     chmod 0644 "$app/etc/passwd" "$app/etc/group"; \
     chmod 0755 "$app/opt/venv/bin/harness" "$app/usr/local/bin/artifact-entrypoint"; \
     chown 10001:10001 "$app/results"; \
-    /opt/venv/bin/python -m compileall -q -s "$app" -p / "$app/opt/artifact"; \
+    PYTHONHASHSEED=0 /opt/venv/bin/python -m compileall -q -s "$app" -p / "$app/opt/artifact"; \
     PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$app/opt/artifact" ARTIFACT_LOCK_FILE="$app/opt/artifact/requirements-${TORCH_VARIANT}.lock" \
         /opt/venv/bin/python -c "import harness.cli, numpy, scipy, torch, yaml, pynvml, typer, sys; from harness import lockcheck as l; s = l.from_environment({}); sys.exit(None if s and s.matches else 'the venv does not match the lock: ' + (l.summary(s) if s else 'unreadable'))"; \
     find "$app" -newermt "@${SOURCE_DATE_EPOCH}" -exec touch -h -d "@${SOURCE_DATE_EPOCH}" {} +
