@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -100,9 +101,17 @@ def _native_tiny_run(venv: Path, out: Path, env: dict[str, str], *args: str) -> 
     return _run([str(venv / "bin" / "artifact"), "run", "--out", str(out), *args], env, cwd=REPO)
 
 
+@pytest.fixture
+def venv_path(tmp_path):
+    """Where make reproduce's venv goes; removed afterwards (the CUDA one is 5 GB)."""
+    path = tmp_path / "venv-reproduce"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_cpu_host_gets_the_cpu_lock(tmp_path):
-    venv = tmp_path / "venv-reproduce"
+def test_cpu_host_gets_the_cpu_lock(tmp_path, venv_path):
+    venv = venv_path
     proc = _run(["make", "-C", str(REPO), f"{venv}/.installed", f"REPRO_VENV={venv}", f"PYTHON={BASE_PYTHON}"],
                 {"PATH": os.environ["PATH"]}, timeout=1200)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -126,13 +135,13 @@ def test_cpu_host_gets_the_cpu_lock(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.docker
-def test_gpu_host_without_nvidia_runtime_gets_the_cuda_lock_and_runs_it_natively(tmp_path, docker_client, offline_image,
-                                                                                  cuda_wheelhouse):
+def test_gpu_host_without_nvidia_runtime_gets_the_cuda_lock_and_runs_it_natively(tmp_path, venv_path, docker_client,
+                                                                                  offline_image, cuda_wheelhouse):
     """A GPU host (a faked nvidia-smi) whose Docker has no NVIDIA Container Toolkit: no image is
     built, the venv is the CUDA lock (its wheels from the wheelhouse the CUDA image was built
     from: no network), and the run is native on exactly those packages, and says so."""
     env = {**_fake_gpu_host(tmp_path), "PIP_FIND_LINKS": str(cuda_wheelhouse)}
-    venv = tmp_path / "venv-reproduce"
+    venv = venv_path
     proc = _run(["make", "-C", str(REPO), "reproduce-image", f"REPRO_VENV={venv}", f"PYTHON={BASE_PYTHON}"],
                 env, timeout=1500)
     assert proc.returncode == 0, proc.stdout + proc.stderr
