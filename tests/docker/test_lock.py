@@ -146,3 +146,14 @@ def test_the_cpu_lock_is_what_the_cpu_smoke_reference_ran():
     pins = {n: p.version for n, p in lockcheck.read(DOCKER / "requirements-cpu.lock").for_python("3.11").items()}
     for name in ("torch", "numpy", "scipy", "typer", "pyyaml", "nvidia-ml-py"):
         assert pins[lockcheck.normalize(name)] == env[name], name
+
+
+def test_the_h200_machines_already_have_every_python_312_pin():
+    """They cannot install anything (no registry): `make reproduce` there works offline only if
+    every pin of the lock for their Python is installed there at exactly that version."""
+    listing = (REPO / "bench" / "h200" / "machine-A" / "pip-list.txt").read_text().splitlines()[2:]
+    installed = {lockcheck.normalize(n): v for n, v in (line.split()[:2] for line in listing if line.strip())}
+    status = lockcheck.check(lockcheck.read(DOCKER / "requirements-cuda.lock"), python="3.12",
+                             installed=lambda name: installed.get(lockcheck.normalize(name)))
+    assert status.matches, lockcheck.summary(status)
+    assert status.checked >= 40
