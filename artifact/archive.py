@@ -18,7 +18,7 @@ import hashlib
 import io
 import json
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
 
@@ -48,7 +48,6 @@ class ImageArchive:
     exported_by: str  # artifact <version>
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_ARCHIVE
-    notes: list[str] = field(default_factory=list)
 
 
 def default_archive_path(ref: str) -> Path:

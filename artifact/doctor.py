@@ -4,6 +4,7 @@ and what to do. Each check says ok, warn (the run still works, on another path) 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -80,8 +81,6 @@ NVIDIA_SMI_FAILURES: list[tuple[str, str, str]] = [
 def nvidia_smi_check(client, image: str, gpus: Optional[list[str]]) -> Check:
     """The NVIDIA Container Toolkit's own smoke test, in this image: `nvidia-smi -L` in a container
     with the GPU request. It proves the toolkit injects the driver, its libraries and the devices."""
-    import re
-
     from artifact.runtime_docker import run_in_image
 
     name = "nvidia-smi in image"

@@ -1,13 +1,12 @@
 """Stop a real Docker daemon and get the clear error.
 
 The suite's main engine keeps serving the other tests, so this starts a second dockerd of its own
-(own socket, data and exec roots, no networking setup), checks the launcher sees it, stops it with
+(the `own_daemon` fixture of tests/conftest.py), checks the launcher sees it, stops it with
 SIGTERM as `systemctl stop docker` would, and checks what the launcher says then: one line naming
 the socket and the fix, exit 2; and `--runtime auto` runs natively, saying why."""
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
@@ -16,8 +15,6 @@ from artifact.runinfo import load_run_info
 from harness.storage import load_cases
 
 pytestmark = pytest.mark.docker
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def test_stopping_the_daemon_gives_the_clear_error(own_daemon, artifact_cli, tmp_path):
