@@ -1,9 +1,11 @@
-# make test       the whole test suite (creates .venv, makes sure a Docker engine runs)
+# make test       the whole test suite (creates .venv, makes sure a Docker engine and a
+#                 single-node Slurm cluster run)
 # make image      build the benchmark image offline (no registry: debootstrap base + local wheels);
-#                 VARIANT=cuda for the GPU image once docker/requirements-cuda.lock exists
+#                 VARIANT=cuda for the GPU image
 # make smoke      the smoke profile through the launcher (docker if it can give a GPU, else native)
 # make reproduce  the reviewer's one command: run (full on a GPU, smoke otherwise), then check
-# make lock       regenerate docker/requirements-$(VARIANT).lock and docker/pip.lock (hash-locked)
+# make lock       regenerate docker/requirements-$(VARIANT).lock and docker/pip.lock (hash-locked;
+#                 VARIANT=cpu|cuda|host)
 # make clean      remove build outputs, stamps and the launcher's leftover containers
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,7 +20,7 @@ VARIANT ?= cpu
 # torch 2.13.0 CPU and triton 3.6.0 (the Triton interpreter tests) are the versions the tests pin.
 TEST_PINS := 'torch==2.13.0' 'triton==3.6.0'
 
-.PHONY: help test image smoke reproduce lock clean docker-engine
+.PHONY: help test image smoke reproduce reproduce-image lock clean docker-engine slurm-cluster
 
 help:
 	@sed -n 's/^# make /make /p' Makefile
@@ -29,15 +31,24 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[harness,test]' $(TEST_PINS)
 	touch $@
 
-$(REPRO_VENV)/.installed: pyproject.toml
-	test -x $(REPRO_VENV)/bin/python || $(PYTHON) -m venv $(REPRO_VENV)
-	$(REPRO_VENV)/bin/pip install --quiet -e '.[harness]'
+# The reproduction's own venv: the hash-locked set of the image (the CUDA lock on a host with an
+# NVIDIA GPU, the CPU lock elsewhere), never an unpinned resolve; see docker/reproduce_env.sh.
+$(REPRO_VENV)/.installed: pyproject.toml docker/reproduce_env.sh docker/requirements-cpu.lock \
+		docker/requirements-cuda.lock docker/requirements-host.lock
+	PYTHON=$(PYTHON) bash docker/reproduce_env.sh $(REPRO_VENV)
 	touch $@
+
+# On a GPU host whose Docker can give containers a GPU: the CUDA image, built offline (cached).
+reproduce-image: $(REPRO_VENV)/.installed
+	bash docker/reproduce_image.sh $(REPRO_VENV)
 
 docker-engine:
 	bash docker/ensure_engine.sh
 
-test: $(VENV)/.installed docker-engine
+slurm-cluster:
+	bash slurm/ensure_slurm.sh
+
+test: $(VENV)/.installed docker-engine slurm-cluster
 	$(VENV)/bin/python -m pytest tests/ $(PYTEST_ARGS)
 
 image: $(VENV)/.installed docker-engine
@@ -46,17 +57,13 @@ image: $(VENV)/.installed docker-engine
 smoke: $(VENV)/.installed
 	$(VENV)/bin/artifact run --runtime auto --profile smoke --out results/smoke-$(STAMP)
 
-# On an NVIDIA GPU: the CUDA image is built first when Docker is there and its lock exists (auto
-# then runs in it if the NVIDIA runtime works, natively otherwise, and says why). Then `artifact
+# On an NVIDIA GPU the CUDA image is built first when Docker can give a container the GPU
+# (reproduce-image; auto then runs in it, natively otherwise, and says why). Then `artifact
 # reproduce` looks at the hardware (NVML), picks the shipped references that fit it (the same GPU
 # model first, then those with claims for its compute capability), runs the plan the primary one
-# names (harness/plans/h200-artifact.yaml on an H200, the H100 plan on an H100, the full profile
+# names (harness/plans/h200-artifact.yaml on an H200, the H100 plan on an H100, the portable plan
 # on another GPU, the smoke profile without a GPU), and checks every fitting reference.
-reproduce: $(REPRO_VENV)/.installed
-	@gpu=$$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || true); \
-	if [ -n "$$gpu" ] && [ -f docker/requirements-cuda.lock ] && docker info >/dev/null 2>&1; then \
-	    $(REPRO_VENV)/bin/artifact build --offline --variant cuda; \
-	fi; \
+reproduce: $(REPRO_VENV)/.installed reproduce-image
 	$(REPRO_VENV)/bin/artifact reproduce --out results/$(STAMP)
 
 lock:

@@ -17,7 +17,8 @@ def _err(line: str) -> None:
 
 
 def doctor(
-    image: Optional[str] = typer.Option(None, help="Image to check (default: this version's CPU image)."),
+    image: Optional[str] = typer.Option(None, help="Image to check (default: this version's CUDA image on a host with "
+                                                   "an NVIDIA driver, else the CPU image)."),
     gpus: str = typer.Option("all", help="GPU request for the preflight: all, or ids like 0,1."),
     preflight: bool = typer.Option(True, "--preflight/--no-preflight", help="Start a GPU preflight container."),
 ) -> None:
@@ -26,7 +27,8 @@ def doctor(
     from artifact.image import default_image
     from artifact.runtime_docker import parse_gpus
 
-    checks = doc.run_checks(image or default_image("cpu"), parse_gpus(gpus), preflight=preflight)
+    variant = "cuda" if doc.host_driver()[0] else "cpu"
+    checks = doc.run_checks(image or default_image(variant), parse_gpus(gpus), preflight=preflight)
     width = max(len(c.name) for c in checks)
     for c in checks:
         line = f"{c.status.upper():<4}  {c.name:<{width}}  {c.detail}"
@@ -46,16 +48,49 @@ def build(
     tag: Optional[str] = typer.Option(None, help="Image tag (default gpu-kernel-artifact:<version>-<variant>)."),
     base: Optional[str] = typer.Option(None, help="Base image instead of the pinned/debootstrapped one."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Rebuild every layer."),
+    from_archive: Optional[Path] = typer.Option(None, "--from-archive",
+                                                help="Load an image `artifact export` wrote (verified) instead of building."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not stream the builder's output."),
 ) -> None:
-    """Build the benchmark image from this checkout's Dockerfile (online, or --offline)."""
+    """Build the benchmark image from this checkout's Dockerfile (online, or --offline), or load
+    an exported one (--from-archive)."""
     from artifact import docker_engine, image
 
     client = docker_engine.connect(timeout=600)
+    if from_archive is not None:
+        from artifact import archive
+
+        if offline or tag or base or no_cache:
+            raise ArtifactError("--from-archive loads an exported image as it is: leave out --offline, --tag, --base "
+                                "and --no-cache")
+        record = archive.load(client, from_archive, log=(lambda s: None) if quiet else _err)
+        print(f"loaded {record.image_ref} = {record.image_id} from {from_archive} (sha256 {record.sha256} and labels "
+              "verified)")
+        return
     req = image.BuildRequest(offline=offline, variant=variant, tag=tag, base=base, nocache=no_cache)
     info = image.build(client, req, log=(lambda s: None) if quiet else _err)
     size = f"{info.size_bytes / 1e9:.2f} GB" if info.size_bytes else "size unknown"
     print(f"built {info.ref} = {info.id} ({size}; base {info.base_name} {info.base_digest}; revision {info.revision})")
+
+
+def export(
+    image: Optional[str] = typer.Option(None, help="Image to export (default gpu-kernel-artifact:<version>-<variant>)."),
+    variant: str = typer.Option("cuda", help="Which image, when --image is not given: cpu or cuda."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Archive file (default dist/<image>.tar.gz)."),
+    level: int = typer.Option(6, "--level", min=1, max=9, help="gzip level: 1 is fastest, 9 smallest."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+) -> None:
+    """Write the image as a compressed archive with its sha256 and labels, for a machine without
+    network or registry: `artifact build --from-archive FILE` loads it there."""
+    from artifact import archive, docker_engine
+    from artifact.image import default_image
+
+    ref = image or default_image(variant)
+    path = out or archive.default_archive_path(ref)
+    client = docker_engine.connect(timeout=600)
+    record = archive.export(client, ref, path, log=(lambda s: None) if quiet else _err, level=level)
+    print(f"exported {ref} = {record.image_id} to {path} ({record.size_bytes / 1e9:.2f} GB, sha256 {record.sha256}); "
+          f"{archive.record_path(path).name} and {path.name}.sha256 beside it")
 
 
 def run(
@@ -103,6 +138,7 @@ def gc(
 def register(app: typer.Typer) -> None:
     app.command()(doctor)
     app.command()(build)
+    app.command()(export)
     # Only what follows `--` reaches the harness; an unknown option before it is a usage error.
     app.command(context_settings={"allow_extra_args": True})(run)
     app.command()(gc)

@@ -4,6 +4,7 @@ and what to do. Each check says ok, warn (the run still works, on another path) 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -57,6 +58,48 @@ def driver_check(driver: Optional[str], cuda_driver: Optional[str], image_cuda: 
     return Check(name, OK, f"driver {driver} (CUDA {cuda_driver or '?'}) runs the image's CUDA {image_cuda}")
 
 
+# What `nvidia-smi` inside the image says when the NVIDIA Container Toolkit half-works, and the fix.
+NVIDIA_SMI_FAILURES: list[tuple[str, str, str]] = [
+    (r"executable file not found|nvidia-smi: not found|no such file or directory",
+     "nvidia-smi is not in the container: the NVIDIA Container Toolkit mounts it only with the `utility` "
+     "driver capability (the image sets NVIDIA_DRIVER_CAPABILITIES=compute,utility)",
+     "rebuild the image from this checkout (artifact build --offline --variant cuda), or update nvidia-container-toolkit"),
+    (r"Driver/library version mismatch",
+     "the loaded NVIDIA kernel module and the driver's user-space libraries differ (a driver update without a reboot)",
+     "reboot the host, or reload the nvidia kernel modules"),
+    (r"Failed to initialize NVML: Unknown Error",
+     "the container lost access to the GPU device nodes (a known issue with the systemd cgroup driver after "
+     "`systemctl daemon-reload`)",
+     "restart Docker; for good, use CDI (`nvidia-ctk cdi generate`) or set native.cgroupdriver=cgroupfs in daemon.json"),
+    (r"No devices were found",
+     "the container got no GPU device", "check `nvidia-smi -L` on the host and the ids given to --gpus"),
+    (r"couldn't communicate with the NVIDIA driver|NVIDIA-SMI has failed",
+     "the NVIDIA driver does not answer inside the container", "check that `nvidia-smi` works on the host"),
+]
+
+
+def nvidia_smi_check(client, image: str, gpus: Optional[list[str]]) -> Check:
+    """The NVIDIA Container Toolkit's own smoke test, in this image: `nvidia-smi -L` in a container
+    with the GPU request. It proves the toolkit injects the driver, its libraries and the devices."""
+    from artifact.runtime_docker import run_in_image
+
+    name = "nvidia-smi in image"
+    try:
+        code, output = run_in_image(client, image, ["nvidia-smi", "-L"], gpus if gpus is not None else [])
+    except ArtifactError as exc:
+        detail, _, fix = str(exc).partition("; ")
+        return Check(name, FAIL, detail, fix or None)
+    text = " ".join(output.split())
+    if code == 0 and "GPU " in output:
+        gpus_seen = [line.strip() for line in output.splitlines() if line.startswith("GPU ")]
+        return Check(name, OK, f"{len(gpus_seen)} GPU(s) visible in {image}: {gpus_seen[0][:80]}")
+    for pattern, what, fix in NVIDIA_SMI_FAILURES:
+        if re.search(pattern, text, flags=re.IGNORECASE):
+            return Check(name, FAIL, f"{what} (exit {code}: {text[:120]})", fix)
+    return Check(name, FAIL, f"nvidia-smi -L exited {code} in {image}: {text[:160] or 'no output'}",
+                 "run `docker run --rm --gpus all IMAGE nvidia-smi` by hand and check the NVIDIA Container Toolkit's log")
+
+
 def host_driver() -> tuple[Optional[str], Optional[str], Optional[str]]:
     """(driver version, highest CUDA it supports, why unknown) from NVML on the host."""
     try:
@@ -81,7 +124,9 @@ def host_driver() -> tuple[Optional[str], Optional[str], Optional[str]]:
             pass
 
 
-def run_checks(image: str, gpus: Optional[list[str]] = None, preflight: bool = True) -> list[Check]:
+def run_checks(image: str, gpus: Optional[list[str]] = None, preflight: bool = True,
+               gpu_host: Optional[bool] = None) -> list[Check]:
+    """`gpu_host`: whether to run nvidia-smi in the image (default: when the host has an NVIDIA driver)."""
     from artifact import docker_engine
 
     checks: list[Check] = []
@@ -140,6 +185,16 @@ def run_checks(image: str, gpus: Optional[list[str]] = None, preflight: bool = T
                                 fix or None))
 
     driver, cuda, why = host_driver()
+    if gpu_host is None:
+        gpu_host = driver is not None
+    if not gpu_host:
+        checks.append(Check("nvidia-smi in image", SKIP, "no NVIDIA driver on this host: nothing to give a container"))
+    elif img is None:
+        checks.append(Check("nvidia-smi in image", SKIP, f"{image} is not built", "artifact build --offline --variant cuda"))
+    elif not preflight:
+        checks.append(Check("nvidia-smi in image", SKIP, "not run (--no-preflight)"))
+    else:
+        checks.append(nvidia_smi_check(client, image, gpus))
     image_cuda = img.cuda_version if img else None
     if driver is None and (not image_cuda or image_cuda == "none"):
         checks.append(Check("host driver vs image", OK if img else SKIP,

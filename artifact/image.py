@@ -22,6 +22,7 @@ from artifact import __version__
 from artifact.docker_engine import sdk, translated
 from artifact.errors import ArtifactError
 from artifact.gitinfo import GitInfo, git_info
+from artifact.imagearchive import load_normalized, sha256_file
 
 IMAGE_REPO = "gpu-kernel-artifact"
 # Which torch build the image carries: one hash-locked requirements file per variant,
@@ -65,6 +66,7 @@ class ImageInfo:
     base_rootfs: Optional[str] = None  # the base's first layer digest: content-addressed, so reproducible
     torch_variant: Optional[str] = None
     cuda_version: Optional[str] = None
+    lock: Optional[str] = None  # the lock it was built from: "requirements-cuda.lock sha256:..."
 
 
 def image_info(client: Any, ref: str) -> ImageInfo:
@@ -89,6 +91,7 @@ def image_info(client: Any, ref: str) -> ImageInfo:
         base_rootfs=labels.get(f"{LABEL_PREFIX}.base.rootfs"),
         torch_variant=labels.get(f"{LABEL_PREFIX}.torch-variant"),
         cuda_version=labels.get(f"{LABEL_PREFIX}.cuda-version"),
+        lock=labels.get(f"{LABEL_PREFIX}.lock"),
     )
 
 
@@ -217,8 +220,8 @@ def build(client: Any, req: BuildRequest, log: Callable[[str], None]) -> ImageIn
         wheels = wheelhouse(root, req.variant)
         with translated(f"looking up the offline base {base}"):
             base_image = client.images.get(base)
-        # An imported image's id records the import time; its layer digest is the sha256 of the
-        # root filesystem tarball, which make_base.sh makes byte-reproducible.
+        # make_base.sh loads the base with a fixed config, so its id is a function of its root
+        # filesystem tarball, whose sha256 is the layer digest.
         base_digest = base_image.id
         base_rootfs = ",".join(base_image.attrs.get("RootFS", {}).get("Layers") or []) or "unknown"
     else:
@@ -237,28 +240,51 @@ def build(client: Any, req: BuildRequest, log: Callable[[str], None]) -> ImageIn
         "CREATED": datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "TORCH_VARIANT": req.variant,
         "CUDA_VERSION": cuda_version_of_lock(lock),
+        "LOCK_SHA256": sha256_file(lock),
     }
     log(f"build: {tag} from {base} ({'offline' if req.offline else 'online'}, revision {revision})")
-    # The install stage (the venv: the slow part) is built and tagged first, so it is not a
-    # dangling image: it stays as the cache of the next build and `artifact gc --images` keeps it.
-    for target, target_tag in (("install", f"{tag}-install"), (None, tag)):
+    # The image as built and its install stage (the venv: the slow part) are tagged, so neither
+    # is a dangling image: they are the cache of the next build, and `artifact gc --images`
+    # keeps them. The image under `tag` is the built one with its config fixed (below).
+    context = build_context(root, epoch, wheels)
+    try:
+        install_id = _build_one(client, context, f"{tag}-build", None, buildargs, req.nocache, req.offline, log)
+    finally:
+        context.close()
+    if install_id:
+        with translated(f"tagging the install stage {install_id}"):
+            client.api.tag(install_id, *f"{tag}-install".rsplit(":", 1))
+    else:  # the builder's output did not name the stage: build it again, all cache hits
         context = build_context(root, epoch, wheels)
         try:
-            _build_one(client, context, target_tag, target, buildargs, req, log)
+            _build_one(client, context, f"{tag}-install", "install", buildargs, False, req.offline, lambda line: None)
         finally:
             context.close()
+    # The config the builder wrote records when and in which containers it ran; written again
+    # without that, the image id depends only on the files and the settings (imagearchive.py).
+    with translated(f"fixing the config of {tag}"):
+        image_id, digest = load_normalized(client, f"{tag}-build", tag, epoch, log)
+    log(f"build: {tag} = {image_id} (config {digest})")
     return image_info(client, tag)
 
 
+# The classic builder prints " ---> <id>" after each step; the last one before the final stage's
+# `FROM base` (the Dockerfile's only FROM without AS) is the install stage's image.
+_STEP_ID = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+_FINAL_FROM = re.compile(r"^Step \d+/\d+ : FROM base$")
+
+
 def _build_one(client: Any, context: Any, tag: str, target: Optional[str], buildargs: dict[str, str],
-               req: BuildRequest, log: Callable[[str], None]) -> None:
+               nocache: bool, offline: bool, log: Callable[[str], None]) -> Optional[str]:
+    """Build; the install stage's image id when the output names it."""
     tail: list[str] = []
+    last_id = install_id = None
     with translated(f"building image {tag}"):
         stream = client.api.build(
             fileobj=context, custom_context=True, tag=tag, target=target, buildargs=buildargs, rm=True,
-            forcerm=True, decode=True, pull=False, nocache=req.nocache, use_config_proxy=False,
+            forcerm=True, decode=True, pull=False, nocache=nocache, use_config_proxy=False,
             # Offline means offline: RUN steps get no network at all, so nothing can sneak in.
-            network_mode="none" if req.offline else None,
+            network_mode="none" if offline else None,
         )
         for chunk in stream:
             if "error" in chunk:
@@ -271,4 +297,10 @@ def _build_one(client: Any, context: Any, tag: str, target: Optional[str], build
                     if line.strip():
                         tail = (tail + [line.strip()])[-50:]
                         log(line.rstrip())
+                    m = _STEP_ID.match(line.rstrip())
+                    if m:
+                        last_id = m.group(1)
+                    elif _FINAL_FROM.match(line.strip()):
+                        install_id = last_id
+    return install_id
 

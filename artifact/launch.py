@@ -118,6 +118,26 @@ class _Log:
         self.fh.close()
 
 
+def _native_lock(note: Callable[[str], None]) -> tuple[Any, Optional[Path]]:
+    """The lock this environment was installed from and the check of it, said once up front: a
+    native run on packages that differ from the lock is allowed, but never silently."""
+    from artifact.runtime_native import installed_lock
+    from harness import lockcheck
+
+    path = installed_lock()
+    if path is None:
+        note("artifact: this Python was not installed from a lock (no ARTIFACT_LOCK_FILE, no requirements-*.lock "
+             "in its venv): its packages are recorded in env.json but not checked; `make reproduce` installs the "
+             "hash-locked set")
+        return None, None
+    try:
+        status = lockcheck.check(lockcheck.read(path))
+    except lockcheck.LockError as exc:
+        raise ArtifactError(str(exc)) from None
+    note(f"artifact: {lockcheck.summary(status)}")
+    return status, path
+
+
 def _sigterm_as_interrupt(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
@@ -159,6 +179,7 @@ def launch(opts: RunOptions, echo: Callable[[str], None] = print,
         from artifact.runtime_native import check_native_python
 
         check_native_python()
+    package_lock, native_lock = _native_lock(note) if choice.runtime == "native" else (None, None)
 
     out.mkdir(parents=True, exist_ok=True)
     log = _Log(out, echo)
@@ -186,7 +207,7 @@ def launch(opts: RunOptions, echo: Callable[[str], None] = print,
                 plan_file=opts.plan, user=runtime_docker.container_user())
             outcome = runtime_docker.run_container(choice.client, plan, timeout_s=opts.timeout_s, log=log, t0=t0)
         else:
-            outcome = runtime_native.run_native(cmd, out, timeout_s=opts.timeout_s, log=log, t0=t0)
+            outcome = runtime_native.run_native(cmd, out, timeout_s=opts.timeout_s, log=log, t0=t0, lock=native_lock)
     except KeyboardInterrupt as exc:
         interrupted = True
         outcome = getattr(exc, "outcome", None)
@@ -212,6 +233,7 @@ def launch(opts: RunOptions, echo: Callable[[str], None] = print,
         git=git_info(Path(__file__).resolve().parents[1]), host=host_facts(),
         started_at=previous.started_at if previous else started_at, finished_at=finished_at,
         exit_code=exit_code, status=status, attempts=(previous.attempts if previous else []) + [attempt],
+        package_lock=package_lock,
     )
     write_run_info(out, info)
 

@@ -19,6 +19,7 @@ from artifact.errors import ArtifactError
 from artifact.gitinfo import GitInfo
 from artifact.image import ImageInfo
 from harness.errors import RecordError
+from harness.lockcheck import PackageLock
 from harness.records import SCHEMA_VERSION, load_record
 from harness.storage import write_manifest, write_record
 
@@ -62,6 +63,10 @@ class RunInfo:
     exit_code: Optional[int]  # of the last attempt
     status: str  # of the last attempt
     attempts: list[Attempt] = field(default_factory=list)
+    # Native runs: the lock the launching environment was installed from and whether it still
+    # holds (the harness runs in the same Python). Docker runs: None; the image's label names its
+    # lock (image.lock) and env.json has the check made inside the container.
+    package_lock: Optional[PackageLock] = None
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_RUN
 

@@ -356,3 +356,24 @@ def preflight_gpu(client: Any, image: str, gpus: Optional[list[str]] = None) -> 
                 container.remove(force=True)
             except Exception:
                 pass
+
+
+def run_in_image(client: Any, image: str, command: list[str], gpus: Optional[list[str]],
+                 timeout_s: float = 120) -> tuple[Optional[int], str]:
+    """Run one short command in a throwaway container with the launcher's settings and the GPU
+    request; (exit code, its output). Raises ArtifactError when the engine refuses to start it."""
+    plan = ContainerPlan(image=image, command=command, out=Path("/nonexistent"), mount_out=False, gpus=gpus)
+    plan.run_id = f"check-{plan.run_id}"
+    container = None
+    try:
+        with translated(f"starting a container of {image} with the GPU request"):
+            container = _create_and_start(client, plan, [], lambda line: None)
+            code = container.wait(timeout=timeout_s).get("StatusCode")
+            output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        return code, output
+    finally:
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass

@@ -5,6 +5,7 @@ container. Used when Docker or its NVIDIA runtime is missing, or when asked for 
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from artifact.errors import ArtifactError
+from harness import lockcheck
 
 STOP_GRACE_S = 20
 
@@ -37,8 +39,18 @@ class NativeOutcome:
     first_result_s: Optional[float]
 
 
+def installed_lock() -> Optional[Path]:
+    """The lock this Python's environment was installed from: ARTIFACT_LOCK_FILE, else the copy
+    `make reproduce` leaves in its venv (docker/reproduce_env.sh), else None."""
+    named = os.environ.get(lockcheck.ENV_VAR)
+    if named:
+        return Path(named)
+    copies = sorted(Path(sys.prefix).glob("requirements-*.lock"))
+    return copies[0] if copies else None
+
+
 def run_native(args: list[str], out: Path, *, timeout_s: Optional[float], log: Callable[[str], None],
-               t0: Optional[float] = None) -> NativeOutcome:
+               t0: Optional[float] = None, lock: Optional[Path] = None) -> NativeOutcome:
     """Run `harness <args>`; Ctrl-C/SIGTERM are passed on as SIGTERM, so the harness keeps every
     finished case; KeyboardInterrupt is re-raised afterwards with `exc.outcome` attached."""
     t0 = time.monotonic() if t0 is None else t0
@@ -51,8 +63,9 @@ def run_native(args: list[str], out: Path, *, timeout_s: Optional[float], log: C
             first.append(time.monotonic() - t0)
 
     # Its own process group: a terminal's Ctrl-C reaches only the launcher, which decides.
+    env = {**os.environ, lockcheck.ENV_VAR: str(lock)} if lock is not None else None
     proc = subprocess.Popen(harness_command(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
 
     def pump() -> None:
         assert proc.stdout is not None

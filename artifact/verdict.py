@@ -82,6 +82,10 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
         notes.append(f"{reference.name} does not record how its cases were timed (a schema {reference.schema_version} "
                      "file): the timing method and repetitions of the results were not compared with it; "
                      "regenerate it with artifact derive-reference")
+    drift = software_differences(results, reference)
+    if drift:
+        notes.append("measured with other software than the reference: " + "; ".join(drift)
+                     + " (the claims are judged all the same; a difference in a time claim may come from it)")
     incomparable = [v for v in verdicts if v.not_comparable]
     if incomparable:
         notes.append(f"{len(incomparable)} claim(s) read a case measured otherwise than the reference "
@@ -103,6 +107,35 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
         reference_sha256=reference.sha256, reference_hardware=reference.hardware.describe(),
         manifest=manifest_note, created_at=storage.utc_now(), notes=notes,
     )
+
+
+# What a time depends on besides the card: the libraries that run the kernels.
+_SOFTWARE = ("torch", "triton")
+_CUDA_FIELDS = ("cuda_runtime_version", "torch_cuda_build", "cudnn_version")
+
+
+def _release(version: object) -> str:
+    # "2.11.0+cu130" and "2.11.0" are the same release of torch; the build is torch_cuda_build's.
+    return str(version).split("+", 1)[0]
+
+
+def software_differences(results: ResultSet, reference: Reference) -> list[str]:
+    """torch, triton, the CUDA runtime, torch's CUDA build and cuDNN of the results against the
+    reference's recorded environment (issue 9: a pinned run says so when it is not the reference's)."""
+    ref_env = reference.environment or {}
+    ref_sw = ref_env.get("software") or {}
+    env = results.env
+    out = []
+    for name in _SOFTWARE:
+        have, want = (env.software or {}).get(name), ref_sw.get(name)
+        if want and have and _release(have) != _release(want):
+            out.append(f"{name} {have} (reference {want})")
+    if env.device == "cuda":
+        for name in _CUDA_FIELDS:
+            have, want = getattr(env, name, None), ref_env.get(name)
+            if want and have and str(have) != str(want):
+                out.append(f"{name.replace('_', ' ')} {have} (reference {want})")
+    return out
 
 
 def check(results_dir: Path | str, reference: Reference) -> Verdict:

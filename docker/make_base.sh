@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Offline base image: a minimal Debian bookworm root made with debootstrap and `docker import`ed.
+# Offline base image: a minimal Debian bookworm root made with debootstrap and loaded into Docker.
 # Air-gapped clusters (and this project's CI) cannot pull from a registry, but can reach a Debian
 # mirror or carry its packages; bookworm's python3 is 3.11, which matches the cp311 wheels of the lock.
 #
@@ -8,7 +8,8 @@
 # (SOURCE_DATE_EPOCH) and a sorted order, so the tarball does not depend on when it was made.
 #
 # Usage: docker/make_base.sh            prints the image reference (repository:tag) on stdout
-# Env:   ARTIFACT_CACHE (default ~/.cache/gpu-kernel-artifact), DEBIAN_MIRROR, DEBIAN_SUITE
+# Env:   ARTIFACT_CACHE (default ~/.cache/gpu-kernel-artifact), DEBIAN_MIRROR, DEBIAN_SUITE,
+#        PYTHON (default python3: writes the image archive, stdlib only)
 set -euo pipefail
 
 SUITE="${DEBIAN_SUITE:-bookworm}"
@@ -16,7 +17,9 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 INCLUDE="python3-minimal,libpython3.11-stdlib,passwd"
 EPOCH="${SOURCE_DATE_EPOCH:-1700000000}"
 CACHE="${ARTIFACT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpu-kernel-artifact}"
+PYTHON="${PYTHON:-python3}"
 REPO="gpu-kernel-artifact-base"
+here="$(cd "$(dirname "$0")" && pwd)"
 
 die() { echo "error: $*" >&2; exit 2; }
 
@@ -55,9 +58,11 @@ if [[ ! -s "$tarball" ]]; then
     mv "$work/base.tar" "$tarball"
 fi
 
-# The imported image's id changes with each import (it records the import time), so the tag is
-# the stable handle; `artifact build` records the id it actually used as the base digest.
-docker import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' \
-    --message "debootstrap $SUITE minbase ($key)" "$tarball" "$ref" >/dev/null \
-    || die "docker import of $tarball failed: is the Docker daemon running? (artifact doctor)"
+# Loaded, not `docker import`ed: an imported image's id records the import time, so every machine
+# (and every re-import) would name the same root filesystem differently. The archive written by
+# artifact/imagearchive.py has a config whose only time is SOURCE_DATE_EPOCH, so the base's id is
+# a function of the tarball, and so is the id of every image built on it.
+PYTHONPATH="$here/.." "$PYTHON" -m artifact.imagearchive base "$tarball" "$ref" "$EPOCH" \
+    "debootstrap $SUITE minbase ($key)" | docker load >/dev/null \
+    || die "loading $tarball failed: is the Docker daemon running? (artifact doctor)"
 echo "$ref"

@@ -31,13 +31,17 @@ mkdir -p "$CACHE/wheelhouse"
 work=$(mktemp -d "$CACHE/wheelhouse/.tmp.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-platform=(--only-binary=:all: --python-version 3.11 --implementation cp
-          --abi cp311 --abi abi3 --abi none
-          --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
-          --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+# The image's platform: CPython 3.11 and every manylinux tag its glibc accepts (lock.py has the
+# one list); and from each lock only the image Python's pins (a lock may serve other Pythons too).
+mapfile -t platform < <("$PYTHON" "$here/lock.py" --print-platform-args)
+(( ${#platform[@]} )) || die "docker/lock.py --print-platform-args printed nothing"
+for lock in "${locks[@]}"; do
+    PYTHONPATH="$here/.." "$PYTHON" -m harness.lockcheck requirements "$lock" --python 3.11 >>"$work/requirements.txt" \
+        || die "cannot select the Python 3.11 pins of $lock (above)"
+done
 fetch() {
     "$PYTHON" -m pip download --quiet --no-deps --require-hashes "${platform[@]}" "$@" \
-        -r "${locks[0]}" -r "${locks[1]}" -d "$work" 2>"$work.log"
+        -r "$work/requirements.txt" -d "$work" 2>"$work.log"
 }
 echo "wheelhouse: downloading the locked wheels (once; cached in $dest)" >&2
 # pip's configured sources first; the PyTorch index only if they lack the +cpu wheel, because an
@@ -49,8 +53,9 @@ if ! fetch && ! fetch --extra-index-url "$TORCH_INDEX_URL"; then
 fi
 rm -f "$work.log"
 n=$(ls "$work"/*.whl | wc -l)
-expected=$(grep -c -- '--hash=sha256:' "${locks[@]}" | awk -F: '{s+=$2} END {print s}')
+expected=$(grep -c . "$work/requirements.txt")
 [[ "$n" -eq "$expected" ]] || die "wheelhouse has $n wheels but the locks list $expected: re-run docker/lock.py"
+rm -f "$work/requirements.txt"
 touch "$work/.complete"
 rm -rf "$dest"
 mv "$work" "$dest"

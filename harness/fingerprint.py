@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
+from harness import __version__, lockcheck
 from harness.nvml import Nvml
 from harness.records import EnvRecord, GpuInfo
 from harness.storage import utc_now
@@ -149,4 +149,5 @@ def collect(device: str, lock: dict[str, Any], lock_failures: dict[str, str], nv
         lock=lock,
         lock_failures=lock_failures,
         unavailable=unavailable,
+        package_lock=lockcheck.from_environment(unavailable),
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional, TypeVar, Union
 
 from harness.errors import RecordError
+from harness.lockcheck import PackageLock
 
 # Format history (readers accept every older version):
 #   1  2026-11-24  first release (H100 references)
@@ -275,6 +276,9 @@ class EnvRecord:
     lock: dict[str, Any]  # the lock settings as read back after locking
     lock_failures: dict[str, str]  # setting -> why it could not be locked
     unavailable: dict[str, str]  # field -> why it is None
+    # The hash-locked requirements the environment was installed from (ARTIFACT_LOCK_FILE) and
+    # whether the installed versions match them; None (with the reason in `unavailable`) if none.
+    package_lock: Optional[PackageLock] = None
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_ENV
 

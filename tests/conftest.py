@@ -68,6 +68,74 @@ def offline_image(docker_client) -> str:
 
 
 @pytest.fixture(scope="session")
+def offline_cuda_image(docker_client) -> str:
+    """The CUDA image (torch 2.11.0, CUDA 13.0), built offline like the CPU one. The first build on
+    a machine downloads its wheels (2.6 GB) and takes minutes; then the cache makes it seconds."""
+    from artifact.image import default_image
+
+    ref = default_image("cuda")
+    proc = run_artifact("build", "--offline", "--variant", "cuda", "--quiet", timeout=3600)
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        if IN_CI:
+            pytest.fail(f"`artifact build --offline --variant cuda` failed (exit {proc.returncode}): {tail}", pytrace=False)
+        pytest.skip(f"`artifact build --offline --variant cuda` failed (exit {proc.returncode}): {tail}")
+    assert f"built {ref} = sha256:" in proc.stdout, proc.stdout
+    return ref
+
+
+@pytest.fixture(scope="session")
+def cuda_wheelhouse() -> Path:
+    """The CUDA lock's wheels for the image's Python (docker/wheelhouse.sh; cached, as the image build uses it)."""
+    proc = subprocess.run(["bash", str(REPO / "docker" / "wheelhouse.sh")], capture_output=True, text=True, timeout=3600,
+                          env={**os.environ, "VARIANT": "cuda", "PYTHON": sys.executable})
+    if proc.returncode != 0:
+        _unavailable(f"docker/wheelhouse.sh VARIANT=cuda failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def own_daemon():
+    """A second dockerd of the test's own (own socket, data and exec roots, no networking setup),
+    stopped and removed afterwards: an empty engine, or one to stop, without touching the suite's."""
+    import shutil
+    import signal
+    import time
+
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or os.getuid() != 0:
+        reason = "needs dockerd and root to start a private daemon"
+        if IN_CI:
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    # A short path: unix socket paths are limited to 107 bytes.
+    tempfile_dir = f"/tmp/gka-dockerd-{os.getpid()}"
+    root = Path(tempfile_dir)
+    root.mkdir(exist_ok=True)
+    sock = root / "docker.sock"
+    log = open(root / "dockerd.log", "w")
+    proc = subprocess.Popen([dockerd, "--host", f"unix://{sock}", "--data-root", str(root / "data"),
+                             "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
+                             "--bridge", "none", "--iptables=false", "--ip-masq=false"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    try:
+        yield {"proc": proc, "socket": sock, "env": {"DOCKER_HOST": f"unix://{sock}"}}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        shutil.rmtree(tempfile_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def artifact_cli():
     """run_artifact(*args, env=..., timeout=...) -> CompletedProcess of the real CLI."""
     return run_artifact

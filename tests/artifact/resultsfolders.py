@@ -1,6 +1,6 @@
 """Results folders for the artifact tests, built from records (no GPU, no torch).
 
-Timings are the seed system's real per-sample L4 latencies (shared/seed-l4-data, B=32 H=8 D=64
+Timings are the seed system's real per-sample L4 latencies (tests/data/seed-l4-data, B=32 H=8 D=64
 fp16, two independent runs: the baseline sweep and the "full_enhanced" runs). Each backend's
 samples are a seeded bootstrap resample of that run's samples at the same S, scaled by a fixed
 per-backend factor, so every case keeps the real distribution (1.024 us ties, warm-up outliers)
@@ -31,7 +31,7 @@ from harness.records import (
     load_record,
 )
 
-SEED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed-l4-data"
+SEED_DATA = Path(__file__).resolve().parents[1] / "data" / "seed-l4-data"  # real L4 data, see its README
 L4 = "NVIDIA L4"
 SEQS = (256, 512, 1024)
 # Relative speeds chosen to resemble SDPA backends on one GPU: cudnn a little faster than flash,

@@ -322,3 +322,20 @@ def test_an_absolute_fail_says_how_the_runs_clocks_compare_with_the_references(c
         why[name] = abs_claim["why"]
     assert "clocks:" in why["same"] and "does not explain the difference" in why["same"]
     assert "lower, so the card ran in a slower state" in why["card"]
+
+
+def test_the_verdict_says_when_the_software_is_not_the_references(capsys, tmp_path):
+    from harness.records import EnvRecord, load_record
+
+    run = tmp_path / "run"
+    shutil.copytree(H200_RUNS[0], run)
+    env = load_record(run / storage.ENV_FILE, EnvRecord)
+    code, verdict, _ = check(capsys, run, H200_REF)
+    assert code == 0 and not any("other software" in n for n in verdict["notes"])
+    env.software["torch"] = "2.12.0+cu130"
+    env.cudnn_version = "91000"
+    storage.write_record(run / storage.ENV_FILE, env)
+    storage.write_manifest(run)
+    code, verdict, _ = check(capsys, run, H200_REF)
+    note = next(n for n in verdict["notes"] if "other software" in n)
+    assert "torch 2.12.0+cu130 (reference 2.11.0" in note and "cudnn version 91000 (reference 91900)" in note

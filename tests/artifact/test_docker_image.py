@@ -142,3 +142,44 @@ def test_labels_record_version_revision_base_and_time(docker_client, offline_ima
     assert config["User"] == "10001:10001" and config["Entrypoint"] == ["/usr/local/bin/artifact-entrypoint"]
     # Budget, not a measurement (bench/launcher_overhead.json has that): torch CPU is ~0.75 GB of it.
     assert info.size_bytes < 1.6e9
+
+
+# --------------------------------------------------------------------------- rebuildable bit for bit
+FILES_PROBE = r"""
+import json, os
+newest, pyc_flags, n = 0, set(), 0
+for top in ("/opt", "/usr/local/bin", "/results", "/etc/passwd", "/etc/group"):
+    walk = os.walk(top) if os.path.isdir(top) else [(os.path.dirname(top), [], [os.path.basename(top)])]
+    for d, dirs, files in walk:
+        for name in dirs + files:
+            path = os.path.join(d, name)
+            newest, n = max(newest, os.lstat(path).st_mtime), n + 1
+            if name.endswith(".pyc"):
+                with open(path, "rb") as fh:
+                    pyc_flags.add(int.from_bytes(fh.read(8)[4:8], "little"))
+logs = [os.path.join(d, f) for d, _, fs in os.walk("/var/log") for f in fs]
+print("FILES " + json.dumps({"newest": newest, "n": n, "pyc_flags": sorted(pyc_flags), "logs": logs}))
+"""
+
+
+def test_files_carry_the_source_date_and_bytecode_is_hash_based(docker_client, offline_image):
+    code, output = runtime_docker.run_in_image(docker_client, offline_image, ["python3", "-c", FILES_PROBE], None)
+    assert code == 0, output
+    facts = json.loads(next(l for l in output.splitlines() if l.startswith("FILES "))[len("FILES "):])
+    created = datetime.strptime(image_info(docker_client, offline_image).created, "%Y-%m-%dT%H:%M:%SZ")
+    assert facts["n"] > 1000 and facts["newest"] <= created.replace(tzinfo=timezone.utc).timestamp()
+    assert facts["pyc_flags"] == [3]  # PEP 552 checked-hash .pyc: no build time inside
+    assert facts["logs"] == []
+
+
+def test_two_no_cache_builds_give_the_same_image_id(docker_client, offline_image, artifact_cli):
+    """Same base tarball, same wheelhouse, same commit: the same image, to the byte (its id is the
+    sha256 of a config naming every layer's sha256)."""
+    ids = []
+    for _ in range(2):
+        proc = artifact_cli("build", "--offline", "--no-cache", "--quiet", timeout=1800)
+        assert proc.returncode == 0, proc.stderr
+        ids.append(re.search(r" = (sha256:[0-9a-f]{64}) ", proc.stdout).group(1))
+    assert ids[0] == ids[1] == docker_client.images.get(offline_image).id
+    # Each --no-cache build left the previous one's stages behind, untagged: reclaim their space.
+    assert artifact_cli("gc", "--images", timeout=600).returncode == 0

@@ -1,18 +1,13 @@
 """Stop a real Docker daemon and get the clear error.
 
 The suite's main engine keeps serving the other tests, so this starts a second dockerd of its own
-(own socket, data and exec roots, no networking setup), checks the launcher sees it, stops it with
+(the `own_daemon` fixture of tests/conftest.py), checks the launcher sees it, stops it with
 SIGTERM as `systemctl stop docker` would, and checks what the launcher says then: one line naming
 the socket and the fix, exit 2; and `--runtime auto` runs natively, saying why."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
@@ -20,43 +15,6 @@ from artifact.runinfo import load_run_info
 from harness.storage import load_cases
 
 pytestmark = pytest.mark.docker
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-@pytest.fixture
-def own_daemon():
-    dockerd = shutil.which("dockerd")
-    if dockerd is None or os.getuid() != 0:
-        reason = "needs dockerd and root to start a private daemon"
-        if IN_CI:
-            pytest.fail(f"CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
-    # A short path: unix socket paths are limited to 107 bytes.
-    tempfile_dir = f"/tmp/gka-dockerd-{os.getpid()}"
-    root = Path(tempfile_dir)
-    root.mkdir(exist_ok=True)
-    sock = root / "docker.sock"
-    log = open(root / "dockerd.log", "w")
-    proc = subprocess.Popen([dockerd, "--host", f"unix://{sock}", "--data-root", str(root / "data"),
-                             "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"),
-                             "--bridge", "none", "--iptables=false", "--ip-masq=false"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    try:
-        yield {"proc": proc, "socket": sock, "env": {"DOCKER_HOST": f"unix://{sock}"}}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        shutil.rmtree(tempfile_dir, ignore_errors=True)
 
 
 def test_stopping_the_daemon_gives_the_clear_error(own_daemon, artifact_cli, tmp_path):

@@ -283,10 +283,12 @@ def test_cuda_version_is_read_from_the_lock(tmp_path):
 
 
 def test_locks_hash_every_requirement():
+    from harness import lockcheck
+
     for lock in (REPO / "docker").glob("*.lock"):
-        pins = [l for l in lock.read_text().splitlines() if "==" in l and not l.startswith("#")]
-        hashes = [l for l in lock.read_text().splitlines() if "--hash=sha256:" in l]
-        assert pins and len(pins) == len(hashes), lock
+        lines = [l for l in lock.read_text().splitlines() if "==" in l and not l.startswith("#")]
+        parsed = lockcheck.read(lock).pins  # refuses a requirement without --hash=sha256:
+        assert lines and len(parsed) == len(lines) and all(p.hashes for p in parsed), lock
 
 
 # --------------------------------------------------------------------------- driver check

@@ -14,14 +14,14 @@ from harness.errors import HarnessError, RecordError
 from harness.records import CaseResult, CaseSpec, Repetition, Timing, to_json
 from harness.storage import write_record
 
-SEED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed-l4-data"
+SEED_DATA = Path(__file__).resolve().parents[1] / "data" / "seed-l4-data"  # real L4 data, see its README
 RNG_SEED = 4242
 
 
 def l4_run(name: str) -> tuple[dict, list[float]]:
     path = SEED_DATA / name
     if not path.is_file():
-        pytest.fail(f"{path}: L4 fixture missing; the shared/ folder must sit beside the repo root")
+        pytest.fail(f"{path}: L4 fixture missing: it belongs to the repository (tests/data/seed-l4-data); restore it with git checkout")
     data = json.loads(path.read_text())
     body = data if "raw_latencies" in data else data["results"]
     cfg = data["config"]

@@ -15,14 +15,14 @@ from harness import stats
 from harness.errors import HarnessError
 from harness.records import TimingSummary, from_dict, to_json
 
-SEED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "seed-l4-data"
+SEED_DATA = Path(__file__).resolve().parents[1] / "data" / "seed-l4-data"  # real L4 data, see its README
 RNG_SEED = 20251013
 
 
 def l4_samples(name: str) -> np.ndarray:
     path = SEED_DATA / name
     if not path.is_file():
-        pytest.fail(f"{path}: L4 fixture missing; the shared/ folder must sit beside the repo root")
+        pytest.fail(f"{path}: L4 fixture missing: it belongs to the repository (tests/data/seed-l4-data); restore it with git checkout")
     data = json.loads(path.read_text())
     raw = data.get("raw_latencies") or data["results"]["raw_latencies"]
     return np.asarray(raw, dtype=float)
