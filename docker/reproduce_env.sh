@@ -56,6 +56,19 @@ site=()
 # that sees the system's packages can still use the system's pip.
 "$PYTHON" -m venv "${site[@]}" "$venv" 2>/dev/null || "$PYTHON" -m venv "${site[@]}" --without-pip "$venv" \
     || die "'$PYTHON -m venv' failed: install python3-venv (apt-get install python3-venv)"
+if [[ "$variant" == cuda ]]; then
+    # --system-site-packages shows the base interpreter's packages only. Where $PYTHON is itself
+    # a venv (the H200 machines' python3 is /opt/torch/.venv/bin/python3, torch installed in
+    # that venv), its packages would be invisible: a .pth adds its site-packages after the new
+    # venv's own, so what the lock installs here still comes first.
+    parent=$("$PYTHON" -c 'import site, sys; print(site.getsitepackages()[0] if sys.prefix != sys.base_prefix else "")')
+    if [[ -n "$parent" ]]; then
+        own=$("$venv/bin/python" -c 'import site; print(site.getsitepackages()[0])')
+        printf 'import site; site.addsitedir(%s)\n' "$("$PYTHON" -c 'import sys; print(repr(sys.argv[1]))' "$parent")" \
+            > "$own/_artifact_parent_venv.pth"
+        say "$PYTHON is a venv: its packages ($parent) are visible to $venv too"
+    fi
+fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" --version >/dev/null 2>&1 || die "the venv has no pip: install python3-venv (apt-get install python3-venv)"
 
