@@ -96,10 +96,22 @@ def run_one(spec: dict) -> dict:
         _recording[0] = False
     return {
         "name": spec["name"], "code": code, "stdout": out.getvalue()[-4000:], "stderr": err.getvalue()[-4000:],
-        "seconds": time.monotonic() - t0, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "seconds": time.monotonic() - t0, "maxrss_mb": _peak_rss_mb(),
         "events": [list(e) for e in dict.fromkeys(_events)],
         "realpaths": {p: os.path.realpath(p) for _, p, _ in set(_events)},
     }
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak resident set. Not getrusage's ru_maxrss: Linux carries that
+    across fork and exec, so under a large pytest process it reads the parent's size."""
+    try:
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> int:
