@@ -138,7 +138,7 @@ def fidelity_tables(lines: list[str]) -> None:
 
 
 def candidate_table(lines: list[str]) -> None:
-    runs = [r for r in _runs() if env_plan(r) == "h200-artifact"]
+    runs = [r for r in _runs() if env_plan(r) == "h200-artifact" and r.parent.name in ("machine-B", "machine-C")]
     lines += ["## The candidate against every SDPA backend (H200, fill off)", "",
               "Triton kernel time over each backend's, per run of the H200 plan, with the 95% CI of the ratio "
               "(hierarchical bootstrap over the raw samples). \"faster\" only where the whole CI is below 1.", "",
@@ -160,6 +160,52 @@ def candidate_table(lines: list[str]) -> None:
     lines.append("")
 
 
+def fresh_check(lines: list[str]) -> None:
+    """The fresh machine (D: `make reproduce` on a machine not in the reference) against h200.yaml,
+    judged again here with the shipped checker, with the margins: how much of each tolerance it used."""
+    from artifact import verdict as verdictmod
+    from artifact.reference import load_reference
+
+    runs = sorted(HERE.glob("machine-D/run-*"))
+    if not runs:
+        return
+    ref = load_reference(REPO / "artifact" / "references" / "h200.yaml")
+    lines += ["## The fresh machine", "",
+              "`make reproduce` on a separately started H200 (machine D) that is not among the reference's runs, "
+              "judged against artifact/references/h200.yaml:", "",
+              "| run | PASS | FAIL | SKIP | largest share of a time claim's tolerance used (claim) | median share used |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for run in runs:
+        v = verdictmod.check(run, ref)
+        # Time claims only: for memory and correctness claims "used" is the value over its bound.
+        used = sorted((c.tolerance_used, c.claim_id) for c in v.claims
+                      if c.tolerance_used is not None and c.kind in ("absolute", "ratio", "scaling", "efficiency"))
+        mid = statistics.median(u for u, _ in used) if used else None
+        top = f"{used[-1][0]:.0%} ({used[-1][1]})" if used else "-"
+        lines.append(f"| {run.parent.name}/{run.name} | {v.counts['PASS']} | {v.counts['FAIL']} | {v.counts['SKIP']} | {top} | "
+                     f"{mid:.0%} |" if mid is not None else "-")
+    lines.append("")
+
+
+def census_clocks(lines: list[str]) -> None:
+    rows = []
+    for run in _runs():
+        for c in storage.load_cases(run):
+            if c.census is None or c.census.sm_mhz is None or c.case.seq < 1024 or c.timing is None or c.timing.clocks is None:
+                continue
+            rows.append((run, c))
+    if not rows:
+        return
+    lines += ["## The census's SM clock against the clock while timing (S >= 1024)", "",
+              "NVML's SM clock read right after the census replay (runs that record it), next to the median clock "
+              "of the timed samples and the census's share of the median:", "",
+              "| run | case | census MHz | timing MHz (median) | share of the median |", "| --- | --- | --- | --- | --- |"]
+    for run, c in rows:
+        lines.append(f"| {run.parent.name}/{run.name} | {c.case.backend} S={c.case.seq} | {c.census.sm_mhz} | "
+                     f"{c.timing.clocks.sm_mhz_median:g} | {c.census.share_of_median:.3f} |")
+    lines.append("")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true")
@@ -169,7 +215,9 @@ def main() -> int:
              "machines, the commands and what each run was for.", ""]
     machines_table(lines)
     fidelity_tables(lines)
+    census_clocks(lines)
     candidate_table(lines)
+    fresh_check(lines)
     text = "\n".join(lines).rstrip("\n") + "\n"
     target = HERE / "SUMMARY.md"
     if args.check:

@@ -388,14 +388,53 @@ def markdown(study: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_LABELS = {"h100": "H100, final harness (all claims)", "h100-time": "H100 with v3 machines (time claims)",
+           "h200": "H200 (all claims)"}
+BEGIN, END = "<!-- BEGIN validity-study: bench/validity/results.json -->", "<!-- END validity-study -->"
+
+
+def artifact_table(study: dict[str, Any]) -> str:
+    """The summary ARTIFACT.md shows, generated from results.json (no figure typed by hand)."""
+    lines = ["| runs | machines | honest runs that exit 1 | claims that fail (95% upper bound) | "
+             "10% slowdown of one case detected (of those a time claim covers) | 5% | collateral fails |",
+             "|---|---|---|---|---|---|---|"]
+    for name, d in study["datasets"].items():
+        s = d["summary"]
+        ten, five = s["detection"]["case@1.10"], s["detection"]["case@1.05"]
+        collateral = sum(v["collateral"] for v in s["detection"].values())
+        lines.append(f"| {_LABELS.get(name, name)} | {len(d['machines'])} | {s['runs_exit_1']} of {s['runs_checked']} | "
+                     f"{s['claim_fails']} of {s['claims_judged']} ({s['claim_fail_rate_upper95']:.2%}) | "
+                     f"{ten['detected']} of {ten['covered']} | {five['detected']} of {five['covered']} | {collateral} |")
+    runs = sum(d["summary"]["runs_checked"] for d in study["datasets"].values())
+    exits = sum(d["summary"]["runs_exit_1"] for d in study["datasets"].values())
+    claims = sum(d["summary"]["claims_judged"] for d in study["datasets"].values())
+    fails = sum(d["summary"]["claim_fails"] for d in study["datasets"].values())
+    lines += ["", f"All datasets together: {exits} of {runs} honest checks exit 1 (95% upper bound "
+                  f"{clopper_pearson_upper(exits, runs):.1%}), {fails} of {claims} claims fail (95% upper bound "
+                  f"{clopper_pearson_upper(fails, claims):.2%})."]
+    return "\n".join(lines) + "\n"
+
+
+def update_document(path: Path, study: dict[str, Any]) -> str:
+    text = path.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"error: {path}: no '{BEGIN}' ... '{END}' block to fill")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return head + BEGIN + "\n" + artifact_table(study) + END + tail
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     ap.add_argument("--dataset", action="append", choices=sorted(DATASETS))
+    ap.add_argument("--update", type=Path, help="also rewrite this document's validity-study block (ARTIFACT.md)")
     args = ap.parse_args(argv)
     study = run_study(args.dataset)
     storage.atomic_write_text(args.out / "results.json", json.dumps(study, indent=2, allow_nan=False) + "\n")
     storage.atomic_write_text(args.out / "results.md", markdown(study))
+    if args.update is not None:
+        storage.atomic_write_text(args.update, update_document(args.update, study))
     sys.stdout.write(markdown(study))
     return 1 if any(d["missed_targets"] for d in study["datasets"].values()) else 0
 

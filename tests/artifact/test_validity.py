@@ -84,3 +84,11 @@ def test_reusing_the_honest_runs_ratio_cis_changes_no_verdict(study):
     a = [(v.claim_id, v.status, v.measured) for v in judge_all(reused, ref, note).claims]
     b = [(v.claim_id, v.status, v.measured) for v in judge_all(fresh, ref, note).claims]
     assert a == b and any(s == "FAIL" for _, s, _ in a)
+
+
+def test_artifact_md_quotes_the_committed_study(study):
+    mod = study
+    committed = json.loads((REPO / "bench" / "validity" / "results.json").read_text())
+    doc = REPO / "ARTIFACT.md"
+    assert mod.update_document(doc, committed) == doc.read_text(encoding="utf-8"), \
+        "run: python bench/validity/study.py --update ARTIFACT.md"
