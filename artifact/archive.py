@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
@@ -146,8 +147,8 @@ def _inspect(archive: Path) -> tuple[str, Optional[dict[str, Any]]]:
                     elif member.isfile() and (member.name.endswith(".json") or member.name.startswith("blobs/")) \
                             and member.size < (1 << 20):
                         configs[member.name] = tar.extractfile(member).read()
-        except (OSError, EOFError, tarfile.TarError, json.JSONDecodeError):
-            pass  # a damaged archive: the digest says so below
+        except (OSError, EOFError, zlib.error, tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError):
+            pass  # a damaged archive (zlib.error is not an OSError): the digest says so below
         for block in iter(lambda: hashing.read(CHUNK), b""):
             pass  # the rest of the file (gzip's trailer) for the digest
     if isinstance(manifest, list) and manifest and manifest[0].get("Config") in configs:

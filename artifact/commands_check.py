@@ -21,64 +21,129 @@ from artifact.errors import ArtifactError
 
 
 def _check(
-    results_dir: Path = typer.Argument(..., help="A results folder (env.json, cases/, manifest.json)."),
-    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Reference tolerance file, e.g. artifact/references/h200.yaml (default: the shipped references that fit the results' hardware)."),
+    results_dirs: List[Path] = typer.Argument(..., help="Results folders (env.json, cases/, manifest.json), or sharded ones (OUT of `artifact run --gpus all|--shards N`)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Reference tolerance file, e.g. artifact/references/h200.yaml (default: the shipped references that fit each folder's hardware)."),
     json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON instead of the table."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: RESULTS_DIR)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: each RESULTS_DIR)."),
 ) -> None:
     """Verify the results' hashes, then judge every claim of the reference: PASS, FAIL or SKIP."""
+    from artifact import shards, verdict as verdictmod
+
+    if out is not None and len(results_dirs) > 1:
+        raise ArtifactError("--out: give one results folder with it; with several, each gets its own verdict files")
+    todo = []  # (label, ResultSet, manifest note, where the verdict goes)
+    for folder in results_dirs:
+        if shards.is_sharded(folder):
+            run, sets = shards.load(folder)
+            for label, rs, note in sets:
+                where = out or (folder if label == "merged" else folder / label)
+                todo.append((f"{folder}" + ("" if label == "merged" else f"/{label}"), rs, note, where))
+        else:
+            rs, note = verdictmod.load_results(folder)
+            todo.append((str(folder), rs, note, out or folder))
+    rows, codes = [], []
+    for label, rs, note, where in todo:
+        verdicts = judge_set(rs, note, where, reference=reference, json_out=json_out)
+        codes.append(_worst([v.exit_code for i, v in enumerate(verdicts) if v.status != verdictmod.NOT_APPLICABLE or i == 0]))
+        for v in verdicts:
+            rows.append((v.hardware, label, v.reference_name, v.counts, v.exit_code))
+    if len(todo) > 1 and not json_out:
+        print_by_gpu(rows)
+    raise typer.Exit(_worst(codes))
+
+
+def _worst(codes: list[int]) -> int:
+    """1 when a claim failed anywhere; else 2 when anything could not be judged; else 0."""
     from artifact import verdict as verdictmod
+
+    if verdictmod.EXIT_FAIL in codes:
+        return verdictmod.EXIT_FAIL
+    if not codes or verdictmod.EXIT_UNUSABLE in codes:
+        return verdictmod.EXIT_UNUSABLE
+    return verdictmod.EXIT_PASS
+
+
+def print_by_gpu(rows: list[tuple]) -> None:
+    """One table for several folders, grouped by the hardware they ran on."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    table = Table(title="every folder, by GPU model")
+    for col in ("hardware", "results", "reference", "PASS", "FAIL", "SKIP", "exit"):
+        table.add_column(col, overflow="fold")
+    md = ["## Every folder, by GPU model", "", "| hardware | results | reference | PASS | FAIL | SKIP | exit |",
+          "|---|---|---|---|---|---|---|"]
+    for hw, label, ref, counts, code in sorted(rows, key=lambda r: (r[0], r[1])):
+        cells = (hw, label, ref, str(counts.get("PASS", 0)), str(counts.get("FAIL", 0)), str(counts.get("SKIP", 0)), str(code))
+        table.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+    console.print(table)
+    import os
+
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(md) + "\n\n")
+
+
+def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None, json_out: bool = False,  # noqa: ANN001
+              say=print) -> list:
+    """Judge one result set against --reference, or against every shipped reference that fits
+    its hardware (the same GPU model first, then those whose claims cover its compute
+    capability), saying which and why. The first verdict is verdict.json/md; the others
+    verdict-<reference name>.json/md."""
+    import time
+
+    from artifact import shipped, verdict as verdictmod
     from artifact.reference import load_reference
 
     if reference is not None:
-        ref = load_reference(reference)
-        v = verdictmod.check(results_dir, ref)
-        verdictmod.write(v, out or results_dir)
+        refs = [(load_reference(reference), None)]
+    else:
+        sel = shipped.select(shipped.from_env(results.env))
+        shipped.require_fit(sel)
+        refs = [(fit.reference, fit.why) for fit in sel.fits]
+    verdicts = []
+    for i, (ref, why) in enumerate(refs):
+        if why:
+            say(f"reference {ref.path}: {why}")
+        t1 = time.perf_counter()
+        v = verdictmod.judge_all(results, ref, note)
+        v.wall_s = round(time.perf_counter() - t1, 3)
+        verdictmod.write(v, out, name=None if i == 0 else ref.name)
         verdictmod.append_step_summary(v)
         if json_out:
             sys.stdout.write(verdictmod.to_json(v))
         else:
             verdictmod.print_table(v)
-        if v.exit_code == verdictmod.EXIT_UNUSABLE:
+        if v.exit_code == verdictmod.EXIT_UNUSABLE and i == 0:
             print(f"error: {v.notes[0]}", file=sys.stderr)
-        raise typer.Exit(v.exit_code)
-    raise typer.Exit(check_selected(results_dir, out or results_dir, json_out=json_out))
+        verdicts.append(v)
+    return verdicts
 
 
 def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=print) -> int:
-    """Judge a results folder against every shipped reference that fits its hardware (the same GPU
-    model first, then those whose claims cover its compute capability); say which and why. The
-    primary verdict is verdict.json/md; the others verdict-<reference name>.json/md. Exit code:
-    the worst of the verdicts that applied."""
-    from artifact import shipped, verdict as verdictmod
+    """`artifact check RESULTS_DIR` without --reference, for one folder (artifact reproduce)."""
+    from artifact import shards, verdict as verdictmod
 
+    if shards.is_sharded(results_dir):
+        _, sets = shards.load(results_dir)
+        codes = []
+        for label, rs, note in sets:
+            vs = judge_set(rs, note, results_dir if label == "merged" else results_dir / label, json_out=json_out, say=say)
+            codes.append(_worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0]))
+        return _worst(codes)
     results, note = verdictmod.load_results(results_dir)
-    sel = shipped.select(shipped.from_env(results.env))
-    shipped.require_fit(sel)
-    codes = []
-    for i, fit in enumerate(sel.fits):
-        say(f"reference {fit.reference.path}: {fit.why}")
-        v = verdictmod.judge_all(results, fit.reference, note)
-        name = None if i == 0 else fit.reference.name
-        verdictmod.write(v, out, name=name)
-        verdictmod.append_step_summary(v)
-        if json_out:
-            sys.stdout.write(verdictmod.to_json(v))
-        else:
-            verdictmod.print_table(v)
-        if v.status != verdictmod.NOT_APPLICABLE or i == 0:
-            codes.append(v.exit_code)
-        if v.exit_code == verdictmod.EXIT_UNUSABLE and i == 0:
-            print(f"error: {v.notes[0]}", file=sys.stderr)
-    if verdictmod.EXIT_FAIL in codes:
-        return verdictmod.EXIT_FAIL
-    return verdictmod.EXIT_PASS if verdictmod.EXIT_PASS in codes else verdictmod.EXIT_UNUSABLE
+    vs = judge_set(results, note, out, json_out=json_out, say=say)
+    return _worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0])
 
 
 def _report(
     results_dir: Path = typer.Argument(..., help="A results folder."),
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Reference file: adds the verdict and the measured peaks."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md and the SVG plots (default: RESULTS_DIR)."),
+    gpu_hour_price: Optional[float] = typer.Option(None, "--gpu-hour-price", min=0.0, help="Price of one GPU-hour (any currency): the report states what this reproduction cost."),
 ) -> None:
     """Write report.md and SVG plots: tables, plots, verdict, environment, checklist, paragraph."""
     from artifact import report, shipped, verdict as verdictmod
@@ -98,13 +163,18 @@ def _report(
                 ref, why = sel.primary.reference, sel.primary.why
         if ref is not None:
             typer.echo(f"reference {ref.path}: {why}; the verdict is judged now, not read from the folder")
+    import time
+
+    t0 = time.perf_counter()
     v = verdictmod.judge_all(results, ref, note) if ref is not None else None
+    if v is not None:
+        v.wall_s = round(time.perf_counter() - t0, 3)
     stale = stale_verdict(results_dir, v)
     if stale:
         typer.echo(f"warning: {stale}", err=True)
         if v is not None:
             v.notes.append(stale)
-    path = report.write_report(results, note, ref, v, out or results_dir)
+    path = report.write_report(results, note, ref, v, out or results_dir, gpu_hour_price=gpu_hour_price)
     typer.echo(f"wrote {path}")
 
 

@@ -105,17 +105,114 @@ def run(
     timeout: float = typer.Option(7200.0, help="Wall-clock limit in seconds; the run is stopped after it (0: none)."),
     shm_size: str = typer.Option("1g", "--shm-size", help="Container /dev/shm size."),
     device: Optional[str] = typer.Option(None, help="Passed to the harness: auto, cuda or cpu."),
+    shards: int = typer.Option(1, "--shards", min=1, help="Split the plan into N shards (with --gpus none: N CPU containers or processes; with --executor slurm: N jobs)."),
+    each_gpu: bool = typer.Option(False, "--each-gpu", help="With several GPUs: the whole plan on every GPU (a cross-GPU comparison) instead of splitting it."),
+    executor: str = typer.Option("local", "--executor", help="local, or slurm (one job per shard, through submitit)."),
+    partition: Optional[str] = typer.Option(None, "--partition", help="Slurm partition for --executor slurm."),
+    serial: Optional[bool] = typer.Option(None, "--serial/--concurrent", help="Run local shards one after another, or at once (default: at once on separate GPUs, one after another on the CPU)."),
 ) -> None:
     """Run the harness (in the pinned container or natively) and collect a self-describing folder.
     Arguments after `--` go to `harness bench` unchanged."""
     from artifact.launch import RunOptions, launch
 
+    if executor not in ("local", "slurm"):
+        raise ArtifactError(f"--executor: expected local or slurm, got {executor!r}")
+    from artifact import shards as shardmod
+
+    devices = shardmod.sharding_devices(gpus)
+    if executor == "slurm" or shards > 1 or each_gpu or (devices is not None and len(devices) > 1):
+        raise typer.Exit(_run_sharded(list(ctx.args), runtime=runtime, out=out, profile=profile, plan=plan, resume=resume,
+                                      devices=devices, shards=shards, each_gpu=each_gpu, executor=executor,
+                                      partition=partition, serial=serial, timeout=timeout, image=image, device=device))
     opts = RunOptions(runtime=runtime, out=out, profile=profile, plan=plan, resume=resume, gpus=gpus, image=image,
                       timeout_s=None if timeout == 0 else timeout, shm_size=shm_size, device=device,
                       harness_args=list(ctx.args), argv=list(sys.argv))
     code = launch(opts, echo=lambda s: print(s, flush=True), note=_err)
     if code:
         raise typer.Exit(code)
+
+
+# Measured on the 2-core CI machine (bench/shards/NOTES.md): a second CPU shard running at the same
+# time moved a case's median by more than its run-to-run noise, so CPU shards run one after another
+# unless --concurrent is given. Separate GPUs run at once: their interference is not measured here
+# (no machine with several GPUs was lent), and run.json says so.
+CPU_SERIAL_NOTE = ("CPU shards run one after another: on the 2-core CI machine a second shard at the same time moved "
+                   "medians beyond their noise (bench/shards/NOTES.md); --concurrent overrides")
+GPU_CONCURRENT_NOTE = ("one shard per GPU, at once; how much a shard's times move while the other GPUs are busy was not "
+                       "measured (no multi-GPU machine was available, issue 13): --serial rules it out")
+
+
+def _run_sharded(harness_args: list[str], *, runtime: str, out: Optional[Path], profile: Optional[str],
+                 plan: Optional[Path], resume: bool, devices: Optional[list[str]], shards: int, each_gpu: bool,
+                 executor: str, partition: Optional[str], serial: Optional[bool], timeout: float,
+                 image: Optional[str], device: Optional[str]) -> int:
+    import time
+
+    from artifact import shards as shardmod
+    from artifact.launch import default_out, validate, RunOptions
+    from harness import storage
+
+    if resume:
+        raise ArtifactError("--resume: a sharded run is resumed shard by shard: "
+                            "`artifact run --resume --out OUT/shard-I ... -- --shard I/N`")
+    if each_gpu and not devices:
+        raise ArtifactError("--each-gpu: give the GPUs (--gpus all or --gpus 0,1)")
+    validate(RunOptions(runtime=runtime, profile=profile, plan=plan, device=device))
+    out = (out or default_out()).resolve()
+    base: list[str] = []
+    if plan is not None:
+        base += ["--plan", str(plan.resolve())]
+    elif profile is not None:
+        base += ["--profile", profile]
+    if image is not None:
+        base += ["--image", image]
+    if device is not None:
+        base += ["--device", device]
+    base += ["--timeout", f"{timeout:g}"]
+    base += ["--", *harness_args] if harness_args else []
+    argv = list(sys.argv)
+    if executor == "slurm":
+        from artifact import slurm_executor
+
+        if devices is not None:
+            raise ArtifactError("--executor slurm: Slurm gives each job its GPU; leave --gpus out")
+        if out.exists() and any(out.iterdir()):
+            raise ArtifactError(f"--out {out}: not empty; a sharded run starts in a new folder")
+        out.mkdir(parents=True, exist_ok=True)
+        started, t0 = storage.utc_now(), time.monotonic()
+        run_base = ["--runtime", runtime, *base]
+        _, jobs = slurm_executor.submit(shards, run_base, out, partition=partition)
+        print(f"artifact: {shards} Slurm job(s) submitted: {', '.join(str(j.job_id) for j in jobs)}; waiting "
+              "(Ctrl-C cancels them; finished shards are kept)", flush=True)
+        try:
+            outcome = slurm_executor.wait(jobs, out, log=lambda s: print(s, flush=True))
+        except KeyboardInterrupt as exc:
+            outcome = getattr(exc, "outcome", None)
+            if outcome is not None:
+                shardmod.write_slurm(out, outcome, argv, started, t0)
+            _err(f"artifact: interrupted; the jobs were cancelled; finished shards are in {out}")
+            return 130
+        record = shardmod.write_slurm(out, outcome, argv, started, t0)
+    else:
+        concurrent = (devices is not None) if serial is None else not serial
+        note = GPU_CONCURRENT_NOTE if devices is not None else CPU_SERIAL_NOTE
+        if serial is not None:
+            note = "one after another (--serial)" if serial else "at once (--concurrent)"
+        try:
+            record = shardmod.run_local(base, out, devices=devices, shards=shards, each=each_gpu, runtime=runtime,
+                                        concurrent=concurrent, concurrency_note=note, argv=argv,
+                                        log=lambda s: print(f"artifact: {s}", flush=True))
+        except KeyboardInterrupt:
+            _err(f"artifact: interrupted; each shard kept the cases it finished, in {out}")
+            return 130
+    bad = [s for s in record.shards if not (s.status == "completed" and s.exit_code == 0)]
+    if bad:
+        _err(f"artifact: {len(bad)} of {len(record.shards)} shard(s) did not complete ("
+             + "; ".join(f"shard {s.index}: {s.error or s.status}" for s in bad)
+             + f"); the others' results are kept in {out}")
+        return 1
+    print(f"artifact: done: {len(record.shards)} shard(s) in {out} (run.json names each; `artifact check {out}`)", flush=True)
+    return 0
 
 
 def gc(

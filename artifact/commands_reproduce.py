@@ -22,6 +22,7 @@ def reproduce(
     runtime: str = typer.Option("auto", help="auto (docker if it can give a GPU, else native), docker, or native."),
     image: Optional[str] = typer.Option(None, help="Image to run in (default: this version's image for the hardware)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would run and be checked; run nothing."),
+    gpu_hour_price: Optional[float] = typer.Option(None, "--gpu-hour-price", min=0.0, help="Price of one GPU-hour: say what the run cost."),
 ) -> None:
     """Measure what the shipped reference for this machine describes, then check every fitting reference."""
     from artifact import shipped
@@ -49,6 +50,13 @@ def reproduce(
     code = launch(opts, echo=lambda s: print(s, flush=True), note=lambda s: print(s, file=sys.stderr, flush=True))
     if code:
         raise typer.Exit(code)
+    from artifact.runinfo import load_run_info
+
+    info = load_run_info(out)
+    if info is not None and info.cost is not None:
+        c = info.cost
+        price = f", {c.gpu_seconds / 3600 * gpu_hour_price:.4f} at {gpu_hour_price:g} per GPU-hour" if gpu_hour_price is not None else ""
+        say(f"the run took {c.wall_s:g} s and {c.gpu_seconds:g} GPU-seconds{price} (per phase: run.json, and the report)")
     if not sel.fits:
         say(f"measurements are in {out}, unchecked; `artifact report {out}` summarises them")
         return

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 from artifact import __version__
 from artifact.errors import ArtifactError
 from artifact.gitinfo import git_info
-from artifact.runinfo import Attempt, RunInfo, host_facts, load_run_info, write_run_info
+from artifact.runinfo import Attempt, RunInfo, host_facts, load_run_info, run_cost, write_run_info
 from harness.storage import CASES_DIR, ENV_FILE, utc_now
 
 EXIT_TIMEOUT = 124  # as coreutils' timeout
@@ -235,6 +235,7 @@ def launch(opts: RunOptions, echo: Callable[[str], None] = print,
         exit_code=exit_code, status=status, attempts=(previous.attempts if previous else []) + [attempt],
         package_lock=package_lock,
     )
+    info.cost = run_cost(out, sum(a.wall_s for a in info.attempts))
     write_run_info(out, info)
 
     if error is not None:

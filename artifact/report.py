@@ -357,8 +357,29 @@ def _paragraph(results: ResultSet, families: dict[tuple, list[CaseResult]], best
 
 
 # --------------------------------------------------------------------------- the report
+def _cost(results: ResultSet, verdict: Optional[Verdict], gpu_hour_price: Optional[float]) -> list[str]:
+    """What this reproduction cost, from run.json (the launcher's per-phase times) and the check."""
+    cost = (results.run or {}).get("cost") if isinstance(results.run, dict) else None
+    if not isinstance(cost, dict):
+        return ["No run.json with a cost (the folder was not produced by `artifact run`): the time per phase is in "
+                "each case's `phases_s`.", ""]
+    phases = cost.get("phases_s") or {}
+    wall, gpus, gpu_s = cost.get("wall_s"), cost.get("gpus", 0), cost.get("gpu_seconds", 0.0)
+    lines = ["| phase | wall s |", "|---|---|"]
+    lines += [f"| {name} | {_n(secs, 3)} |" for name, secs in sorted(phases.items(), key=lambda kv: -kv[1])]
+    lines.append(f"| **the run** | **{_n(wall, 4)}** |")
+    check_s = verdict.wall_s if verdict is not None and verdict.wall_s is not None else None
+    if check_s is not None:
+        lines.append(f"| the check (host, no GPU) | {_n(check_s, 3)} |")
+    text = (f"The run held {gpus} GPU(s): {_n(gpu_s, 4)} GPU-seconds ({_n(gpu_s / 3600, 3)} GPU-hours)"
+            + (f"; at {gpu_hour_price:g} per GPU-hour that is {gpu_s / 3600 * gpu_hour_price:.4f}." if gpu_hour_price is not None and gpus
+               else "." if gpus else "; on the CPU, no GPU time.")
+            + " Building the image is not part of a run: cached it takes seconds, cold minutes (bench/image_build.md).")
+    return [*lines, "", text, ""]
+
+
 def build_report(results: ResultSet, manifest_note: str, reference: Optional[Reference], verdict: Optional[Verdict],
-                 out_dir: Path) -> str:
+                 out_dir: Path, gpu_hour_price: Optional[float] = None) -> str:
     """report.md's text; the SVG plots are written into out_dir as a side effect."""
     out_dir.mkdir(parents=True, exist_ok=True)
     families: dict[tuple, list[CaseResult]] = defaultdict(list)
@@ -395,6 +416,7 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
         lines += _census_table(cases)
         for name, caption in _plots(key, cases, peaks, out_dir):
             lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+    lines += ["## What this reproduction cost", "", *_cost(results, verdict, gpu_hour_price)]
     lines += ["## Environment", "", *_environment(results), ""]
     lines += ["## Reproducibility checklist", "", *_checklist(results, manifest_note, verdict), ""]
     lines += ["## Publication paragraph", "", "Written from the measured values above only:", "",
@@ -403,8 +425,8 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
 
 
 def write_report(results: ResultSet, manifest_note: str, reference: Optional[Reference], verdict: Optional[Verdict],
-                 out_dir: Path) -> Path:
-    text = build_report(results, manifest_note, reference, verdict, out_dir)
+                 out_dir: Path, gpu_hour_price: Optional[float] = None) -> Path:
+    text = build_report(results, manifest_note, reference, verdict, out_dir, gpu_hour_price)
     storage.atomic_write_text(out_dir / REPORT_MD, text)
     return out_dir / REPORT_MD
 

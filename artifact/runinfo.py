@@ -47,6 +47,43 @@ class Attempt:
 
 
 @dataclass
+class RunCost:
+    """What producing the folder cost (issue 11): wall seconds per phase, summed over the cases,
+    and GPU-seconds (the run's wall time times the GPUs it held). `artifact check` adds its own
+    time to the verdict; the report adds both up, and prices them with --gpu-hour-price."""
+
+    wall_s: float  # every attempt, launch to exit
+    gpus: int  # GPUs held while it ran (0 on the CPU)
+    gpu_seconds: float
+    # startup (container or process start, imports, fingerprint, writing), ceilings, and the
+    # cases' own phases: correctness, memory, warmup (warm-up, calibration, capture), sampling,
+    # census.
+    phases_s: dict[str, float] = field(default_factory=dict)
+
+
+def run_cost(out: Path, wall_s: float) -> Optional[RunCost]:
+    """The cost of what is in the folder now, from the harness's own records."""
+    from harness import storage
+
+    try:
+        env = storage.load_env(out)
+        cases = storage.load_cases(out)
+        ceilings = storage.load_ceilings(out)
+    except (RecordError, OSError):
+        return None
+    phases: dict[str, float] = {}
+    for c in cases:
+        for name, secs in (c.phases_s or {}).items():
+            phases[name] = phases.get(name, 0.0) + float(secs)
+    if ceilings is not None and ceilings.wall_s:
+        phases["ceilings"] = float(ceilings.wall_s)
+    phases = {k: round(v, 3) for k, v in phases.items()}
+    phases["startup and writing"] = round(max(0.0, wall_s - sum(phases.values())), 3)
+    gpus = 1 if env.device == "cuda" else 0
+    return RunCost(wall_s=round(wall_s, 3), gpus=gpus, gpu_seconds=round(wall_s * gpus, 3), phases_s=phases)
+
+
+@dataclass
 class RunInfo:
     launcher_version: str
     argv: list[str]  # the launcher's command line as typed
@@ -67,6 +104,7 @@ class RunInfo:
     # holds (the harness runs in the same Python). Docker runs: None; the image's label names its
     # lock (image.lock) and env.json has the check made inside the container.
     package_lock: Optional[PackageLock] = None
+    cost: Optional[RunCost] = None  # per phase, all attempts together
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_RUN
 

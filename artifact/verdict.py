@@ -53,6 +53,7 @@ class Verdict:
     schema_version: int = VERDICT_SCHEMA_VERSION
     kind: str = KIND_VERDICT
     notes: list[str] = field(default_factory=list)
+    wall_s: Optional[float] = None  # reading the folder and judging every claim: the check's cost
 
 
 # --------------------------------------------------------------------------- reading a results folder
@@ -139,8 +140,13 @@ def software_differences(results: ResultSet, reference: Reference) -> list[str]:
 
 
 def check(results_dir: Path | str, reference: Reference) -> Verdict:
+    import time
+
+    t0 = time.perf_counter()
     results, note = load_results(results_dir)
-    return judge_all(results, reference, note)
+    v = judge_all(results, reference, note)
+    v.wall_s = round(time.perf_counter() - t0, 3)
+    return v
 
 
 def load_verdict(path: Path | str) -> Verdict:

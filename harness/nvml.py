@@ -31,6 +31,17 @@ def decode_reasons(mask: int) -> list[str]:
     return names
 
 
+def device_count() -> int:
+    """How many GPUs NVML sees (0 without NVML or a driver)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return int(pynvml.nvmlDeviceGetCount())
+    except Exception:
+        return 0
+
+
 class Nvml:
     """A handle on GPU `index`, or an unavailable stub that says why."""
 

@@ -194,3 +194,33 @@ def test_h200_report_has_the_roofline_census_and_candidate_standing_from_the_run
     assert "% of roof" in text and "kernel census" in text and "cudnn_generated_fort_native_sdpa" in text
     assert re.search(r"\| 128 \| triton \| cudnn \| [\d.]+ \| \[[\d.]+, [\d.]+\] \| faster \|", text)
     assert re.search(r"\| 2048 \| triton \| cudnn \| [\d.]+ \| \[[\d.]+, [\d.]+\] \| slower \|", text)
+
+
+def test_the_cost_of_a_reproduction_is_summed_from_the_runs_own_phases(tmp_path, capsys):
+    # run_cost on a real H200 run: the cases' phases and the ceilings' time, the rest is startup.
+    import json
+    import shutil
+
+    from artifact.runinfo import run_cost
+
+    run = Path(__file__).resolve().parents[2] / "bench" / "h200" / "machine-D" / "run-D1"
+    cost = run_cost(run, wall_s=80.0)
+    cases = [json.loads(p.read_text()) for p in (run / "cases").glob("*.json")]
+    sampling = sum(c["phases_s"]["sampling"] for c in cases)
+    assert cost.gpus == 1 and cost.gpu_seconds == 80.0
+    assert abs(cost.phases_s["sampling"] - sampling) < 1e-2
+    assert cost.phases_s["ceilings"] == json.loads((run / "ceilings.json").read_text())["wall_s"]
+    assert abs(sum(cost.phases_s.values()) - 80.0) < 1e-2
+    # The report prices it: 80 GPU-seconds at 3.6 per GPU-hour is 0.08.
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder)
+    data = json.loads((folder / "run.json").read_text())
+    data["cost"] = {"wall_s": cost.wall_s, "gpus": cost.gpus, "gpu_seconds": cost.gpu_seconds, "phases_s": cost.phases_s}
+    (folder / "run.json").write_text(json.dumps(data))
+    from harness import storage
+
+    storage.write_manifest(folder)
+    assert main(["report", str(folder), "--out", str(tmp_path / "rep"), "--gpu-hour-price", "3.6"]) == 0
+    capsys.readouterr()
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "80 GPU-seconds" in text and "that is 0.0800." in text and "| sampling |" in text

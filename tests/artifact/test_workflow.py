@@ -40,7 +40,7 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     (repo / ".github" / "workflows").mkdir(parents=True)
     shutil.copy(REPO / ".github" / "actionlint.yaml", repo / ".github" / "actionlint.yaml")
     bad = repo / ".github" / "workflows" / "bad.yml"
-    bad.write_text(WORKFLOW.read_text().replace("[self-hosted, linux, x64, gpu]", "[self-hosted, linux, x64, tpu]")
+    bad.write_text(WORKFLOW.read_text().replace("[self-hosted, linux, x64, gpu,", "[self-hosted, linux, x64, tpu,")
                    .replace("timeout-minutes: 120", "timeout-minutes: two hours"))
     proc = subprocess.run([actionlint(), "-no-color", str(bad)], capture_output=True, text=True, cwd=repo, timeout=120)
     assert proc.returncode == 1
@@ -50,7 +50,8 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 def test_the_workflow_does_what_the_issue_asks():
     wf = yaml.safe_load(WORKFLOW.read_text())
     job = wf["jobs"]["reproduce"]
-    assert job["runs-on"] == ["self-hosted", "linux", "x64", "gpu"]
+    assert job["runs-on"][:4] == ["self-hosted", "linux", "x64", "gpu"] and "matrix.gpu" in job["runs-on"][4]
+    assert set(job["strategy"]["matrix"]["gpu"]) >= {"h200"} and job["strategy"]["fail-fast"] is False
     steps = job["steps"]
     runs = [s.get("run", "") for s in steps]
     assert any(r.startswith("make reproduce") for r in runs)
@@ -60,3 +61,13 @@ def test_the_workflow_does_what_the_issue_asks():
     assert cleanup["if"] == "always()" and "artifact gc" in cleanup["run"]
     assert any("GITHUB_STEP_SUMMARY" in r for r in runs)  # when no verdict; artifact check writes it otherwise
     assert wf["permissions"] == {"contents": "read"}
+
+
+def test_a_final_job_publishes_one_verdict_for_every_gpu_model():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    final = wf["jobs"]["verdict"]
+    assert final["needs"] == "reproduce" and final["if"] == "always()"
+    steps = final["steps"]
+    download = next(s for s in steps if s.get("uses", "").startswith("actions/download-artifact@"))
+    assert "gpu-results-" in download["with"]["pattern"]
+    assert any('artifact check "${folders[@]}"' in s.get("run", "") for s in steps)
