@@ -20,7 +20,7 @@ VARIANT ?= cpu
 # torch 2.13.0 CPU and triton 3.6.0 (the Triton interpreter tests) are the versions the tests pin.
 TEST_PINS := 'torch==2.13.0' 'triton==3.6.0'
 
-.PHONY: help test image smoke reproduce reproduce-image lock clean docker-engine slurm-cluster
+.PHONY: help test lint image smoke reproduce reproduce-image lock clean docker-engine slurm-cluster
 
 help:
 	@sed -n 's/^# make /make /p' Makefile
@@ -48,8 +48,12 @@ docker-engine:
 slurm-cluster:
 	bash slurm/ensure_slurm.sh
 
-test: $(VENV)/.installed docker-engine slurm-cluster
+test: lint docker-engine slurm-cluster
 	$(VENV)/bin/python -m pytest tests/ $(PYTEST_ARGS)
+
+# Lint first: seconds, and a failure names file:line before the long tests start.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check artifact harness tests bench docker slurm
 
 image: $(VENV)/.installed docker-engine
 	$(VENV)/bin/artifact build --offline --variant $(VARIANT)

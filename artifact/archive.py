@@ -19,9 +19,10 @@ import io
 import json
 import tarfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Optional
 
 from artifact import __version__
 from artifact.docker_engine import sdk, translated
@@ -149,7 +150,7 @@ def _inspect(archive: Path) -> tuple[str, Optional[dict[str, Any]]]:
                         configs[member.name] = tar.extractfile(member).read()
         except (OSError, EOFError, zlib.error, tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError):
             pass  # a damaged archive (zlib.error is not an OSError): the digest says so below
-        for block in iter(lambda: hashing.read(CHUNK), b""):
+        for _block in iter(lambda: hashing.read(CHUNK), b""):
             pass  # the rest of the file (gzip's trailer) for the digest
     if isinstance(manifest, list) and manifest and manifest[0].get("Config") in configs:
         try:

@@ -134,7 +134,7 @@ class Claim:
 
     # -- what subclasses provide
     @classmethod
-    def parse(cls, node: Node, ctx: ParseContext, common: dict[str, Any]) -> "Claim":
+    def parse(cls, node: Node, ctx: ParseContext, common: dict[str, Any]) -> Claim:
         raise NotImplementedError
 
     def selectors(self) -> list[CaseSelector]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -21,13 +21,14 @@ from artifact.errors import ArtifactError
 
 
 def _check(
-    results_dirs: List[Path] = typer.Argument(..., help="Results folders (env.json, cases/, manifest.json), or sharded ones (OUT of `artifact run --gpus all|--shards N`)."),
+    results_dirs: list[Path] = typer.Argument(..., help="Results folders (env.json, cases/, manifest.json), or sharded ones (OUT of `artifact run --gpus all|--shards N`)."),
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Reference tolerance file, e.g. artifact/references/h200.yaml (default: the shipped references that fit each folder's hardware)."),
     json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON instead of the table."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: each RESULTS_DIR)."),
 ) -> None:
     """Verify the results' hashes, then judge every claim of the reference: PASS, FAIL or SKIP."""
-    from artifact import shards, verdict as verdictmod
+    from artifact import shards
+    from artifact import verdict as verdictmod
 
     if out is not None and len(results_dirs) > 1:
         raise ArtifactError("--out: give one results folder with it; with several, each gets its own verdict files")
@@ -95,7 +96,8 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
     verdict-<reference name>.json/md."""
     import time
 
-    from artifact import shipped, verdict as verdictmod
+    from artifact import shipped
+    from artifact import verdict as verdictmod
     from artifact.reference import load_reference
 
     if reference is not None:
@@ -125,7 +127,8 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
 
 def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=print) -> int:
     """`artifact check RESULTS_DIR` without --reference, for one folder (artifact reproduce)."""
-    from artifact import shards, verdict as verdictmod
+    from artifact import shards
+    from artifact import verdict as verdictmod
 
     if shards.is_sharded(results_dir):
         _, sets = shards.load(results_dir)
@@ -146,7 +149,8 @@ def _report(
     gpu_hour_price: Optional[float] = typer.Option(None, "--gpu-hour-price", min=0.0, help="Price of one GPU-hour (any currency): the report states what this reproduction cost."),
 ) -> None:
     """Write report.md and SVG plots: tables, plots, verdict, environment, checklist, paragraph."""
-    from artifact import report, shipped, verdict as verdictmod
+    from artifact import report, shipped
+    from artifact import verdict as verdictmod
     from artifact.reference import load_reference
 
     ref = load_reference(reference) if reference else None
@@ -220,7 +224,7 @@ def stale_verdict(results_dir: Path, fresh) -> Optional[str]:  # noqa: ANN001 - 
 
 
 def _derive(
-    folders: List[Path] = typer.Argument(..., help="Independent result folders of one hardware model (e.g. bench/h100/run-*)."),
+    folders: list[Path] = typer.Argument(..., help="Independent result folders of one hardware model (e.g. bench/h100/run-*)."),
     out: Path = typer.Option(..., "--out", help="Reference file to write, e.g. artifact/references/h100.yaml."),
     name: Optional[str] = typer.Option(None, help="Reference name (default: the output file's stem)."),
     description: str = typer.Option("", help="One line on what the reference covers."),
@@ -229,7 +233,7 @@ def _derive(
     floor_abs: float = typer.Option(0.05, "--floor-abs", min=0.0, help="Smallest tolerance of an exponent."),
     min_runs: int = typer.Option(3, "--min-runs", min=1, help="Refuse fewer independent runs than this."),
     min_machines: int = typer.Option(2, "--min-machines", min=1, help="Refuse runs from fewer separately started machines."),
-    ratio: List[str] = typer.Option(["cudnn/flash"], "--ratio", help="Backend ratio claims to derive, NUM/DEN (repeatable)."),
+    ratio: list[str] = typer.Option(["cudnn/flash"], "--ratio", help="Backend ratio claims to derive, NUM/DEN (repeatable)."),
     portable_only: bool = typer.Option(False, "--portable-only", help="Only correctness, determinism, environment and rankings (CPU smoke)."),
     ranking_min_gap: float = typer.Option(0.01, "--ranking-min-gap", min=0.0, help="Keep a ranking pair only if faster/slower <= 1/(1+gap) in every run (besides the runs' own spread)."),
     ranking_rule: str = typer.Option("significant", "--ranking-rule", help="How reruns judge rankings: significant (CI below 1) or point."),
@@ -237,7 +241,7 @@ def _derive(
     peaks_from: Optional[Path] = typer.Option(None, "--peaks-from", help="Copy hardware.peaks from this reference (default: --out if it exists)."),
     plan: Optional[str] = typer.Option(None, "--plan", help="The plan file runs for this reference follow (recorded as run.plan; artifact reproduce runs it)."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Or the profile they follow (smoke or full)."),
-    family_evidence: List[Path] = typer.Option([], "--family-evidence", help="Runs of other GPU models of the same compute capability: family-scoped claims must hold on them (repeatable)."),
+    family_evidence: list[Path] = typer.Option([], "--family-evidence", help="Runs of other GPU models of the same compute capability: family-scoped claims must hold on them (repeatable)."),
     evidence_peaks: Optional[Path] = typer.Option(None, "--evidence-peaks", help="Peaks file of the evidence hardware, for evidence runs that measured no ceilings."),
     retire_timing: Optional[str] = typer.Option(None, "--retire-timing", help="Derive no time-based claim; the reason is recorded under not_claimed."),
 ) -> None:

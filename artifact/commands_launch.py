@@ -149,7 +149,7 @@ def _run_sharded(harness_args: list[str], *, runtime: str, out: Optional[Path], 
     import time
 
     from artifact import shards as shardmod
-    from artifact.launch import default_out, validate, RunOptions
+    from artifact.launch import RunOptions, default_out, validate
     from harness import storage
 
     if resume:

@@ -316,7 +316,7 @@ class _Builder:
     def ratios(self) -> None:
         from harness import stats
 
-        for key, backends in self._by_shape_any().items():
+        for _key, backends in self._by_shape_any().items():
             for num, den in self.opts.ratio_pairs:
                 if num not in backends or den not in backends:
                     continue
@@ -336,7 +336,7 @@ class _Builder:
         from harness import stats
 
         floor_gap = 1.0 / (1.0 + self.opts.ranking_min_gap)
-        for key, backends in self._by_shape().items():
+        for _key, backends in self._by_shape().items():
             if len(backends) < 2:
                 continue
             ref_median = {b: statistics.median(c.timing.summary.median_ms for c in self.cases(s)) for b, s in backends.items()}
@@ -344,7 +344,7 @@ class _Builder:
             worst: dict[tuple[str, str], float] = {}
             needed: dict[tuple[str, str], float] = {}
 
-            def separated(x: str, y: str) -> bool:
+            def separated(x: str, y: str, backends=backends, worst=worst, needed=needed) -> bool:
                 # x faster than y in every run by more than the runs' own spread of x/y: the CI of
                 # x/y below exp(-k * max_log_dev) (and below the floor gap). A gap smaller than the
                 # between-machine spread is an ordering another machine may reverse (the H100
@@ -396,7 +396,7 @@ class _Builder:
         return {k: sorted(v, key=lambda s: s.seq) for k, v in series.items() if len(v) >= 3}
 
     def scaling(self) -> None:
-        for key, specs in self._series().items():
+        for _key, specs in self._series().items():
             seqs = [s.seq for s in specs]
             per_run = [scaling_exponent([groups_of(self.cases(s)[i]) for s in specs], seqs) for i in range(self.n_runs)]
             cid = f"scaling-{specs[0].backend}" + ("" if self._unique_series(specs[0]) else f"-{specs[0].shape_key}")
@@ -498,7 +498,7 @@ class _Builder:
                 "description": f"peak allocated at most (1 + {self.opts.memory_margin:g}) x the largest peak seen "
                                f"({max(peaks)} bytes; per run {sorted(set(peaks))})",
             })
-        for key, specs in self._series(timed=False).items():
+        for _key, specs in self._series(timed=False).items():
             seqs = [s.seq for s in specs]
             exps = []
             for i in range(self.n_runs):

@@ -21,9 +21,10 @@ import platform
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Optional
+from typing import IO, Any, Optional
 
 # The runtime settings an image config carries (OCI image spec, "config"); the rest of what
 # `docker inspect` shows under Config (hostname, attach flags, the parent image) describes the

@@ -9,8 +9,9 @@ source) can check what was drawn against the numbers it came from.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 from xml.sax.saxutils import escape, quoteattr
 
 WIDTH, HEIGHT = 720, 420

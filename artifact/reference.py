@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import yaml
 
@@ -146,7 +147,7 @@ class Node:
     def has(self, key: str) -> bool:
         return key in self.mapping()
 
-    def get(self, key: str, required: bool = True) -> Optional["Node"]:
+    def get(self, key: str, required: bool = True) -> Optional[Node]:
         m = self.mapping()
         if key not in m:
             if required:
@@ -165,7 +166,7 @@ class Node:
                     "unknown field", f"allowed here: {', '.join(allowed)}"
                 )
 
-    def items(self) -> list["Node"]:
+    def items(self) -> list[Node]:
         if not isinstance(self.value, list):
             raise self.error(f"expected a list, got {_describe(self.value)}")
         lines = getattr(self.value, "item_lines", [self.line] * len(self.value))
@@ -379,7 +380,7 @@ class CaseSelector:
             return spec.case_id == self.case_id
         return all(getattr(spec, k) in allowed for k, allowed in self.values.items())
 
-    def with_values(self, **values: Any) -> "CaseSelector":
+    def with_values(self, **values: Any) -> CaseSelector:
         given = self.given + tuple(k for k in values if k not in self.given)
         return CaseSelector({**self.values, **{k: [v] for k, v in values.items()}}, self.case_id, given)
 

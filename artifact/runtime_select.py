@@ -8,8 +8,9 @@ produced the numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from artifact.errors import ArtifactError
 

@@ -23,9 +23,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from artifact.errors import ArtifactError
 from harness import storage
@@ -170,7 +171,7 @@ def run_local(base: list[str], out: Path, *, devices: Optional[list[str]], shard
             time.sleep(0.2)
     except KeyboardInterrupt:
         log("interrupted: stopping every shard (each keeps the cases it finished)")
-        for i, (proc, _) in list(procs.items()):
+        for proc, _ in list(procs.values()):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S

@@ -39,8 +39,8 @@ def _worker(cases_file: Path, out_file: Path, rounds: int, rep_ms: int) -> int:
     import triton
     import triton.testing
 
-    from harness.records import CaseSpec
     from harness import workloads
+    from harness.records import CaseSpec
 
     state = {
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),

@@ -103,7 +103,7 @@ def read_in(path: Path) -> InFile:
 
 def interpreter(python: str) -> str:
     """An interpreter of exactly this version (markers are evaluated by the running Python)."""
-    if "%d.%d" % sys.version_info[:2] == python:
+    if "{}.{}".format(*sys.version_info[:2]) == python:
         return sys.executable
     env = f"PYTHON_{python.replace('.', '_')}"
     candidates = [os.environ.get(env), shutil.which(f"python{python}"),
@@ -215,7 +215,7 @@ def lock_text(per_python: dict[str, list[dict]], source: str, variant: str | Non
     ]
     for name, version, python, why in unmatched:
         lines.append(f"# unmatched: {name}=={version} on python {python}: {why}")
-    for (key, version), entry in sorted(merged.items()):
+    for (_key, version), entry in sorted(merged.items()):
         marker = ""
         if sorted(entry["pythons"]) != sorted(pythons):
             if len(entry["pythons"]) != 1:

@@ -17,8 +17,9 @@ Seconds, not minutes: the sizes are large enough to fill the chip and the timing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from harness.plan import TimingConfig
 from harness.records import Ceiling, CeilingsRecord

@@ -22,8 +22,9 @@ from __future__ import annotations
 import os
 import sys
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Optional
 
 from harness.records import Census, CensusEntry
 
@@ -48,7 +49,7 @@ class CensusUnavailable(Exception):
 # --------------------------------------------------------------------------- aggregation (torch-free)
 def aggregate(activities: Iterable[RawActivity], calls: int, median_ms: Optional[float], method: str) -> Census:
     """Group activities by (kind, name): launches and device time per call, share of the median."""
-    groups: "OrderedDict[tuple[str, str], list[float]]" = OrderedDict()
+    groups: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
     for a in activities:
         groups.setdefault((a.kind, a.name), []).append(a.duration_us)
     entries = []
@@ -111,7 +112,7 @@ class _quiet_profiler_log:
     with torch 2.13); sixty of them would bury a sweep's log, so fd 2 points at /dev/null while
     the profiler starts and stops (nothing else runs in between)."""
 
-    def __enter__(self) -> "_quiet_profiler_log":
+    def __enter__(self) -> _quiet_profiler_log:
         sys.stderr.flush()
         try:
             self._saved: Optional[int] = os.dup(2)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -55,7 +55,7 @@ def bench(
     out: Path = typer.Option(..., "--out", help="Output folder (env.json, cases/, manifest.json)."),
     profile: Optional[str] = typer.Option(None, help="smoke (CPU-friendly, <1 min) or full (the GPU sweep)."),
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="YAML plan file (see harness/plans/)."),
-    seq: Optional[List[str]] = typer.Option(None, "--seq", help="Sequence lengths, e.g. --seq 128 --seq 512 or --seq 128,512."),
+    seq: Optional[list[str]] = typer.Option(None, "--seq", help="Sequence lengths, e.g. --seq 128 --seq 512 or --seq 128,512."),
     backends: str = typer.Option("flash,efficient,cudnn,math,default", help="Comma-separated SDPA backends."),
     batch: int = typer.Option(32, min=1),
     heads: int = typer.Option(8, min=1),
@@ -161,7 +161,8 @@ def profile(
     """Nsight Compute on one call of one case: throughput, occupancy, registers, the limiter ncu names."""
     import json
 
-    from harness import ncu, plan as planmod, storage
+    from harness import ncu, storage
+    from harness import plan as planmod
     from harness.errors import RecordError
     from harness.records import CaseResult, CaseSpec
 

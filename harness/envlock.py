@@ -99,7 +99,7 @@ class poisoned:
     """Context manager: outputs of torch.empty & co. are NaN-filled (the correctness check runs
     under it, so an element a kernel never wrote shows as NaN and fails); timing never does."""
 
-    def __enter__(self) -> "poisoned":
+    def __enter__(self) -> poisoned:
         self._saved = fill_uninitialized()
         set_fill_uninitialized(True)
         return self
@@ -114,7 +114,7 @@ class unlocked:
     cuDNN free to choose), restored on exit. The kernel census runs the same call under it to
     show that the lock adds or changes no kernel in the timed region."""
 
-    def __enter__(self) -> "unlocked":
+    def __enter__(self) -> unlocked:
         import torch
 
         self._saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),

@@ -150,7 +150,7 @@ def _installed(name: str) -> Optional[str]:
 
 def check(lock: Lock, python: Optional[str] = None, installed=_installed) -> PackageLock:
     """Compare the pins for this Python with the installed distributions' versions."""
-    python = python or "%d.%d" % sys.version_info[:2]
+    python = python or "{}.{}".format(*sys.version_info[:2])
     covered = python in lock.pythons if lock.pythons else True
     pins = lock.for_python(python) if covered else {}
     mismatches = []
@@ -206,7 +206,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     c.add_argument("lock")
     r = sub.add_parser("requirements", help="print one Python's pins as a requirements file")
     r.add_argument("lock")
-    r.add_argument("--python", default="%d.%d" % sys.version_info[:2])
+    r.add_argument("--python", default="{}.{}".format(*sys.version_info[:2]))
     args = ap.parse_args(argv)
     try:
         lock = read(args.lock)

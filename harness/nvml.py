@@ -3,7 +3,8 @@ the reason, never a made-up zero."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from harness.records import GpuState
 

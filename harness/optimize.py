@@ -25,9 +25,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from harness import __version__
 from harness.errors import HarnessError
@@ -336,7 +337,7 @@ def _compile_one(job: tuple[dict[str, Any], dict[str, Any]]) -> Optional[str]:
         return f"compile failed: {type(exc).__name__}: {msg[0][:200] if msg else ''}"
 
 
-def precompile(shape: CaseSpec, space: list[dict[str, Any]], deadline_s: float, clock: "_Clock", log: Log,
+def precompile(shape: CaseSpec, space: list[dict[str, Any]], deadline_s: float, clock: _Clock, log: Log,
                workers: Optional[int] = None) -> dict[int, str]:
     """Compile the space in parallel worker processes (Triton compiles one kernel per process at
     a time, about 1-3 s each on the H100 machine's CPUs: serially that would eat most of a

@@ -181,9 +181,9 @@ def run_case(
     nvml: Nvml | None = None,
     census: bool = True,
 ) -> CaseResult:
-    import torch
-
     import time
+
+    import torch
 
     started = utc_now()
     result = CaseResult(case=spec, status="ok", started_at=started, harness_version=__version__)

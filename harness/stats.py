@@ -19,9 +19,9 @@ The mean still resamples indices, in chunks bounded by _CHUNK_BYTES.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 from scipy import special

@@ -15,9 +15,10 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness import __version__
 from harness.errors import RecordError

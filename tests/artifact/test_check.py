@@ -10,14 +10,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from resultsfolders import L4, cpu_run, l4_run, scale_backend
 
 from artifact import derive
 from artifact.cli import main
 from artifact.reference import load_reference
-from harness.storage import load_env
 from harness import storage
-
-from resultsfolders import L4, cpu_run, l4_run, scale_backend
+from harness.storage import load_env
 
 REPO = Path(__file__).resolve().parents[2]
 CPU_SMOKE = REPO / "artifact" / "references" / "cpu-smoke.yaml"
@@ -302,8 +301,9 @@ def test_an_absolute_fail_says_how_the_runs_clocks_compare_with_the_references(c
     # once with the SM clock 12% lower while it was timed (the card was in a slower state).
     from dataclasses import replace as dc_replace
 
-    from harness.records import CaseResult, load_record
     from resultsfolders import scale_cases
+
+    from harness.records import CaseResult, load_record
 
     same = scale_cases(H200_RUNS[-1], tmp_path / "same", 1.10, backend="cudnn", seq=4096)
     slow_card = scale_cases(H200_RUNS[-1], tmp_path / "card", 1.10, backend="cudnn", seq=4096)

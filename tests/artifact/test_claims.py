@@ -8,13 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from resultsfolders import case_result, env_record
 from scipy import stats as sps
 
 from artifact import claims as C
 from artifact.reference import CaseSelector, Scope, Tolerance
 from harness.records import CaseSpec
-
-from resultsfolders import case_result, env_record
 
 RNG_SEED = 7
 

@@ -10,6 +10,7 @@ import statistics
 import numpy as np
 import pytest
 import yaml
+from resultsfolders import cpu_run, l4_run
 
 from artifact import derive
 from artifact.cli import main
@@ -17,8 +18,6 @@ from artifact.errors import ArtifactError
 from artifact.reference import load_reference
 from harness import storage
 from harness.records import EnvRecord, load_record
-
-from resultsfolders import cpu_run, l4_run
 
 
 @pytest.fixture(scope="module")
@@ -181,9 +180,9 @@ def _ranking_runs(root, gaps: dict[str, float], run_offsets: list[dict[str, floa
     faster; each run shifts each backend by its own offset (the between-machine spread). Within a
     run the noise is tiny (2000 lognormal samples, sigma 0.2%): every CI of a ratio is narrow, so
     only the between-run spread and the floor gap can stop a sub-noise ordering."""
-    from harness.records import CaseSpec
-
     from resultsfolders import case_result, env_record, write_folder
+
+    from harness.records import CaseSpec
 
     runs = []
     for i, offsets in enumerate(run_offsets):

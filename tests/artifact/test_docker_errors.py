@@ -8,10 +8,10 @@ import socket
 import subprocess
 import sys
 
-import docker
 import pytest
 import requests
 
+import docker
 from artifact import docker_engine
 from artifact.errors import ArtifactError
 

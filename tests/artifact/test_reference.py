@@ -7,13 +7,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from resultsfolders import env_record
 
 from artifact import claims as C
 from artifact.cli import main
 from artifact.reference import REFERENCE_SCHEMA_VERSION, ReferenceFileError, Scope, load_reference
 from harness.records import CaseSpec
-
-from resultsfolders import env_record
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,14 +8,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from resultsfolders import cpu_run, l4_run
 
 from artifact import derive, plots
 from artifact.cli import main
 from artifact.reference import Peak, load_reference
 from artifact.report import expected_results_markdown, update_document
 from harness import storage
-
-from resultsfolders import cpu_run, l4_run
 
 REPO = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"

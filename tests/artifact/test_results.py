@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from resultsfolders import scale_cases
 
 from artifact import claims as C
 from artifact import derive
@@ -20,8 +21,6 @@ from artifact.reference import CaseSelector, Scope, load_reference
 from artifact.verdict import load_results
 from harness import stats, storage
 from harness.records import CaseResult, CaseSpec, Correctness, load_record
-
-from resultsfolders import scale_cases
 
 REPO = Path(__file__).resolve().parents[2]
 H200_REF = REPO / "artifact" / "references" / "h200.yaml"

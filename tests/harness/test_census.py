@@ -107,9 +107,9 @@ def test_the_fill_run_on_the_h200_shows_the_fill_kernel_under_the_lock_only():
 @pytest.mark.parametrize("workload,backend", [("sdpa", b) for b in ("flash", "efficient", "cudnn", "math", "default")]
                          + [("triton_attention", "triton")])
 def test_on_a_gpu_the_lock_adds_no_kernel_to_any_backend(workload, backend):
+    from harness.plan import TimingConfig
     from harness.records import CaseSpec
     from harness.runner import run_case
-    from harness.plan import TimingConfig
 
     envlock.lock(5)
     spec = CaseSpec(workload=workload, backend=backend, batch=4, heads=4, seq=512, head_dim=64, dtype="float16")

@@ -4,7 +4,17 @@ import pytest
 
 from harness.errors import RecordError
 from harness.records import (
-    SCHEMA_VERSION, CaseResult, CaseSpec, Correctness, Repetition, Timing, TimingSummary, from_dict, load_record, to_dict, to_json,
+    SCHEMA_VERSION,
+    CaseResult,
+    CaseSpec,
+    Correctness,
+    Repetition,
+    Timing,
+    TimingSummary,
+    from_dict,
+    load_record,
+    to_dict,
+    to_json,
 )
 
 
