@@ -2,6 +2,7 @@
 
     artifact check RESULTS_DIR --reference artifact/references/h100.yaml [--json] [--out DIR]
     artifact report RESULTS_DIR [--reference FILE] [--out DIR]
+    artifact report RUN_A RUN_B ... --out DIR          (side by side: report-gpus.md)
     artifact derive-reference bench/h100/run-* --out artifact/references/h100.yaml
     artifact expected-results --update ARTIFACT.md
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -101,7 +102,7 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
     from artifact.reference import load_reference
 
     if reference is not None:
-        refs = [(load_reference(reference), None)]
+        refs: list[tuple[Any, Optional[str]]] = [(load_reference(reference), None)]
     else:
         sel = shipped.select(shipped.from_env(results.env))
         shipped.require_fit(sel)
@@ -143,18 +144,28 @@ def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=
 
 
 def _report(
-    results_dir: Path = typer.Argument(..., help="A results folder."),
+    results_dirs: list[Path] = typer.Argument(..., help="A results folder; several (or a sharded --each-gpu folder) for a side-by-side report."),
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Reference file: adds the verdict and the measured peaks."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md and the SVG plots (default: RESULTS_DIR)."),
     gpu_hour_price: Optional[float] = typer.Option(None, "--gpu-hour-price", min=0.0, help="Price of one GPU-hour (any currency): the report states what this reproduction cost."),
 ) -> None:
-    """Write report.md and SVG plots: tables, plots, verdict, environment, checklist, paragraph."""
+    """Write report.md and SVG plots: tables, plots, verdict, environment, checklist, paragraph.
+    Several folders: report-gpus.md, every folder side by side."""
     from artifact import report, shipped
+    from artifact import shards as shardmod
     from artifact import verdict as verdictmod
     from artifact.reference import load_reference
 
     ref = load_reference(reference) if reference else None
-    results, note = verdictmod.load_results(results_dir)
+    sets = _report_sets(results_dirs)
+    if len(sets) > 1:
+        _report_side_by_side(sets, ref, out, results_dirs)
+        return
+    (results_dir,) = results_dirs
+    (_label, results, note) = sets[0]
+    if shardmod.is_sharded(results_dir) and ref is None:
+        sel = shipped.select(shipped.from_env(results.env))
+        ref = sel.primary.reference if sel.primary is not None else None
     if ref is None:
         # A verdict.json lying in the folder is not evidence about the folder (one copied from a
         # passing run was reported as PASS on results that fail): the verdict is judged now,
@@ -179,6 +190,42 @@ def _report(
         if v is not None:
             v.notes.append(stale)
     path = report.write_report(results, note, ref, v, out or results_dir, gpu_hour_price=gpu_hour_price)
+    typer.echo(f"wrote {path}")
+
+
+def _report_sets(folders: list[Path]) -> list[tuple[str, Any, str]]:
+    """(label, result set, manifest note) per column: a sharded folder gives one per GPU
+    (--each-gpu) or one merged set (split shards)."""
+    from artifact import shards as shardmod
+    from artifact import verdict as verdictmod
+
+    sets: list[tuple[str, Any, str]] = []
+    for folder in folders:
+        if shardmod.is_sharded(folder):
+            _run, parts = shardmod.load(folder)
+            sets += [(str(folder / label) if label != "merged" else str(folder), rs, note) for label, rs, note in parts]
+        else:
+            sets.append((str(folder), *verdictmod.load_results(folder)))
+    return sets
+
+
+def _report_side_by_side(sets: list[tuple[str, Any, str]], ref: Any, out: Optional[Path], folders: list[Path]) -> None:
+    from artifact import report_gpus, shipped
+    from artifact import verdict as verdictmod
+
+    if out is None:
+        if len(folders) > 1:
+            raise ArtifactError("artifact report with several folders writes one side-by-side report: name its folder with --out DIR")
+        out = folders[0]
+    columns = []
+    for label, rs, note in sets:
+        r = ref
+        if r is None:
+            sel = shipped.select(shipped.from_env(rs.env))
+            r = sel.primary.reference if sel.primary is not None else None
+        v = verdictmod.judge_all(rs, r, note) if r is not None else None
+        columns.append(report_gpus.Column(label=label, hardware=verdictmod.hardware_of(rs), results=rs, verdict=v))
+    path = report_gpus.write(columns, out)
     typer.echo(f"wrote {path}")
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from artifact.errors import ArtifactError
 from harness import storage
@@ -224,7 +224,7 @@ def is_sharded(folder: Path) -> bool:
     return isinstance(data, dict) and data.get("kind") == KIND_SHARDED
 
 
-def load(folder: Path) -> tuple[ShardedRun, list[tuple[str, object, str]]]:
+def load(folder: Path) -> tuple[ShardedRun, list[tuple[str, Any, str]]]:
     """The sharded run's record and the result sets to judge: one merged set (split shards) or one
     per shard (each-gpu). The top manifest must cover everything; each shard's own must hold."""
     from artifact.results import load_results
