@@ -21,6 +21,7 @@ import typer
 
 from harness.envlock import prepare_process_env
 from harness.errors import HarnessError
+from harness.workloads import SDPA_BACKENDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure GPU kernels properly: locked environment, device timing, statistics, memory.")
@@ -56,7 +57,7 @@ def bench(
     profile: Optional[str] = typer.Option(None, help="smoke (CPU-friendly, <1 min) or full (the GPU sweep)."),
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="YAML plan file (see harness/plans/)."),
     seq: Optional[list[str]] = typer.Option(None, "--seq", help="Sequence lengths, e.g. --seq 128 --seq 512 or --seq 128,512."),
-    backends: str = typer.Option("flash,efficient,cudnn,math,default", help="Comma-separated SDPA backends."),
+    backends: str = typer.Option(",".join(SDPA_BACKENDS), help="Comma-separated SDPA backends."),
     batch: int = typer.Option(32, min=1),
     heads: int = typer.Option(8, min=1),
     head_dim: int = typer.Option(64, "--head-dim", min=1),
