@@ -72,3 +72,19 @@ def test_the_output_file_names_are_the_documented_ones():
     # Readers (artifact, bench/ notes, earlier runs' folders) know the files by these names.
     assert (records.BASELINE_FILE, records.SEARCH_FILE, records.COMPARISON_FILE, records.TUNED_FILE,
             records.SUMMARY_FILE) == ("baseline.json", "search.json", "comparison.json", "tuned_config.json", "summary.md")
+
+
+def test_the_committed_h100_and_h200_optimize_folders_load_with_these_records():
+    # The split kept the JSON format: every baseline.json and search.json of the committed runs
+    # (bench/triton_attention/) loads as the typed records.
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[3] / "bench" / "triton_attention"
+    found = 0
+    for path in sorted(bench.glob("*/*/baseline.json")):
+        assert load_record(path, records.BaselineRecord).best_backend
+        found += 1
+    for path in sorted(bench.glob("*/*/search.json")):
+        assert load_record(path, records.SearchRecord).trials
+        found += 1
+    assert found >= 4
