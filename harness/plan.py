@@ -167,7 +167,7 @@ def _timing_from(data: Any, where: str, base: TimingConfig) -> TimingConfig:
         return base
     if not isinstance(data, dict):
         raise HarnessError(f"{where}: must be a mapping")
-    updates = {}
+    updates: dict[str, Any] = {}
     for key, value in data.items():
         if key not in _TIMING_KEYS:
             raise HarnessError(f"{where}.{key}: unknown timing setting; known: {', '.join(sorted(_TIMING_KEYS))}")
