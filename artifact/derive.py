@@ -40,8 +40,7 @@ from artifact.reference import (
 from artifact.verdict import load_results
 from harness import storage
 from harness.records import CaseResult, CaseSpec
-
-_BACKEND_ORDER = ("flash", "cudnn", "efficient", "math", "default")
+from harness.workloads import SDPA_BACKENDS
 
 
 @dataclass
@@ -76,7 +75,7 @@ def _sig(x: float, digits: int = 6) -> float:
 
 
 def _order_key(spec: CaseSpec) -> tuple:
-    b = _BACKEND_ORDER.index(spec.backend) if spec.backend in _BACKEND_ORDER else len(_BACKEND_ORDER)
+    b = SDPA_BACKENDS.index(spec.backend) if spec.backend in SDPA_BACKENDS else len(SDPA_BACKENDS)
     return (spec.workload, spec.dtype, spec.causal, spec.cache, spec.batch, spec.heads, spec.head_dim, b, spec.backend, spec.seq)
 
 

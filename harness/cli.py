@@ -5,6 +5,7 @@
     harness bench --plan plan.yaml --out results/
     harness bench --seq 128 512 --backends flash,cudnn --dtype float16 --out results/
     harness env --out results/
+    harness optimize --seq 512 --budget-s 120 --out results/opt     (the Triton kernel against SDPA)
 
 Exit codes: 0 the sweep ran (each case's own status is in its file), 2 unusable input,
 130 interrupted (every finished case is kept; --resume completes the rest).
@@ -12,15 +13,19 @@ Exit codes: 0 the sweep ran (each case's own status is in its file), 2 unusable 
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
+from harness import device as devices
 from harness.envlock import prepare_process_env
 from harness.errors import HarnessError
+from harness.optimize.settings import OptimizeSettings, check_flags, check_kernel_supports, shape_spec
+from harness.workloads import SDPA_BACKENDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure GPU kernels properly: locked environment, device timing, statistics, memory.")
@@ -32,20 +37,18 @@ _INSTALL_HINT = {
 }
 
 
-def _resolve_device(requested: str) -> str:
-    import torch
-
-    if requested not in ("auto", "cuda", "cpu"):
-        raise HarnessError(f"--device: must be auto, cuda or cpu, got {requested!r}")
-    has_gpu = torch.cuda.is_available()
-    if requested == "cuda" and not has_gpu:
-        raise HarnessError("--device cuda: no CUDA GPU is visible to torch; run on a GPU host (docker: --gpus all) or use --device cpu")
-    if requested == "auto":
-        return "cuda" if has_gpu else "cpu"
-    return requested
+def _config_json(text: str) -> dict[str, Any]:
+    """--config: a kernel config given as a JSON object of tunables."""
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"--config: not valid JSON ({exc.msg}); give e.g. '{{\"BLOCK_M\": 128, ...}}'") from None
+    if not isinstance(cfg, dict):
+        raise HarnessError("--config: expected a JSON object of tunables, e.g. '{\"BLOCK_M\": 128, ...}'")
+    return cfg
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
+def _on_sigterm(signum: int, frame: Any) -> None:  # noqa: ARG001
     # docker stop sends SIGTERM: treat it like Ctrl-C so finished cases and the manifest are kept.
     raise KeyboardInterrupt
 
@@ -56,7 +59,7 @@ def bench(
     profile: Optional[str] = typer.Option(None, help="smoke (CPU-friendly, <1 min) or full (the GPU sweep)."),
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="YAML plan file (see harness/plans/)."),
     seq: Optional[list[str]] = typer.Option(None, "--seq", help="Sequence lengths, e.g. --seq 128 --seq 512 or --seq 128,512."),
-    backends: str = typer.Option("flash,efficient,cudnn,math,default", help="Comma-separated SDPA backends."),
+    backends: str = typer.Option(",".join(SDPA_BACKENDS), help="Comma-separated SDPA backends."),
     batch: int = typer.Option(32, min=1),
     heads: int = typer.Option(8, min=1),
     head_dim: int = typer.Option(64, "--head-dim", min=1),
@@ -96,19 +99,23 @@ def bench(
         planmod.from_flags(seqs=seqs, backends=backend_list, batch=batch, heads=heads, head_dim=head_dim,
                            dtype=dtype, causal=causal, cache=cache, device=probe_device)
 
-    dev = _resolve_device(device)
+    dev = devices.resolve(device)
     if profile:
         the_plan = planmod.from_profile(profile, dev)
     elif plan_file:
         the_plan = planmod.from_yaml(plan_file, dev)
     else:
+        assert seqs is not None  # one of the three sources was given (checked above)
         the_plan = planmod.from_flags(seqs=seqs, backends=backend_list, batch=batch, heads=heads, head_dim=head_dim,
                                       dtype=dtype, causal=causal, cache=cache, device=dev)
     from dataclasses import replace
 
-    updates = {k: v for k, v in (("repeats", repeats), ("target_rel_ci", target_ci), ("max_time_s", max_time)) if v is not None}
-    if updates:
-        the_plan.timing = planmod.check_timing(replace(the_plan.timing, **updates), "timing (--repeats/--target-ci/--max-time)")
+    if repeats is not None or target_ci is not None or max_time is not None:
+        t = the_plan.timing
+        t = replace(t, repeats=t.repeats if repeats is None else repeats,
+                    target_rel_ci=t.target_rel_ci if target_ci is None else target_ci,
+                    max_time_s=t.max_time_s if max_time is None else max_time)
+        the_plan.timing = planmod.check_timing(t, "timing (--repeats/--target-ci/--max-time)")
     if no_correctness:
         the_plan.check_correctness = False
     if no_census:
@@ -133,13 +140,11 @@ def env(
     device: str = typer.Option("auto", help="auto, cuda or cpu."),
     seed: int = typer.Option(1234),
 ) -> None:
-    """Lock the environment and write env.json only."""
-    from harness import envlock, fingerprint, storage
+    """Lock the environment and write env.json (and the manifest that hashes it) only."""
+    from harness import storage
+    from harness.sweep import start_folder
 
-    dev = _resolve_device(device)
-    settings, failures = envlock.lock(seed)
-    record = fingerprint.collect(dev, settings, failures)
-    storage.write_record(Path(out) / storage.ENV_FILE, record)
+    start_folder(Path(out), devices.resolve(device), seed)
     typer.echo(f"wrote {Path(out) / storage.ENV_FILE}")
 
 
@@ -159,8 +164,6 @@ def profile(
     seed: int = typer.Option(1234),
 ) -> None:
     """Nsight Compute on one call of one case: throughput, occupancy, registers, the limiter ncu names."""
-    import json
-
     from harness import ncu, storage
     from harness import plan as planmod
     from harness.errors import RecordError
@@ -174,12 +177,7 @@ def profile(
     else:
         if backend is None or seq is None:
             raise HarnessError("give a case file, or the case by --backend and --seq (and --workload for the candidate)")
-        cfg = None
-        if config:
-            try:
-                cfg = json.loads(config)
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"--config: not valid JSON ({exc.msg}); give e.g. '{{\"BLOCK_M\": 128, ...}}'") from None
+        cfg = _config_json(config) if config else None
         spec = planmod.validate_case(CaseSpec(workload=workload, backend=backend, batch=batch, heads=heads, seq=seq,
                                               head_dim=head_dim, dtype=dtype, causal=causal, device="cuda", config=cfg), "case")
     record = ncu.profile_case(spec, out, seed=seed)
@@ -188,19 +186,86 @@ def profile(
     typer.echo(f"wrote {out / ('ncu-' + spec.case_id + '.json')}")
 
 
-def _register_optional() -> None:
-    try:
-        from harness import optimize
-    except ImportError:
-        return
-    if hasattr(optimize, "register"):
-        optimize.register(app)
+@app.command()
+def optimize(
+    out: Path = typer.Option(..., "--out", help="Output folder (baseline.json, comparison.json, summary.md, ...)."),
+    batch: int = typer.Option(32, min=1),
+    heads: int = typer.Option(8, min=1),
+    seq: int = typer.Option(512, min=1),
+    head_dim: int = typer.Option(64, "--head-dim", min=1),
+    dtype: str = typer.Option("float16", help="float16 or bfloat16."),
+    causal: bool = typer.Option(False, "--causal"),
+    budget_s: float = typer.Option(120.0, "--budget-s", help="Wall-clock seconds for the whole run."),
+    target_speedup: float = typer.Option(1.10, "--target-speedup", help="Speedup over the best SDPA backend to aim for."),
+    device: str = typer.Option("auto", help="auto, cuda or cpu (cpu: the Triton interpreter, tiny shapes only)."),
+    seed: int = typer.Option(1234),
+    reuse_tuned: bool = typer.Option(False, "--reuse-tuned", help="Measure the saved tuned config for this GPU and shape instead of searching."),
+    tuned_file: Optional[Path] = typer.Option(None, "--tuned-file", help="A tuned_config.json to measure instead of searching."),
+    config_json: Optional[str] = typer.Option(None, "--config", help="A config (JSON, every tunable) to measure instead of searching."),
+    save_tuned: bool = typer.Option(False, "--save-tuned", help="Also save the winner into the harness's shipped tuned configs."),
+    peak_tflops: Optional[float] = typer.Option(None, "--matmul-peak-tflops", help="Measured matmul peak, for the share-of-peak column."),
+    ncu_when: str = typer.Option("target", "--ncu", help="Nsight Compute profile of the winner: target (when the target speedup is met), always, never."),
+) -> None:
+    """Search the Triton kernel's configs at one shape and compare the winner with the best SDPA backend."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        # A plain `pip install -e '.[harness]'` has no Triton: say how to get it, not a traceback.
+        raise HarnessError("harness optimize tunes a Triton kernel, and Triton is not installed here; "
+                           "pip install -e '.[harness,triton]' (or use the benchmark image, which has it)")
+    settings = OptimizeSettings(batch=batch, heads=heads, seq=seq, head_dim=head_dim, dtype=dtype, causal=causal,
+                                device="cpu" if device == "cpu" else "cuda", budget_s=budget_s,
+                                target_speedup=target_speedup, seed=seed, matmul_peak_tflops=peak_tflops, ncu=ncu_when)
+    check_flags(settings)  # bad flags fail before torch loads
+    settings.device = devices.resolve(device)
+    devices.prepare_triton(settings.device)  # before the kernel module's first import
+    check_flags(settings)  # again: "auto" may have become the CPU
+    check_kernel_supports(settings)
+    from harness import tuned
+
+    if config_json is not None:
+        settings.reuse = _config_json(config_json)
+    elif tuned_file is not None:
+        settings.reuse = tuned.load(tuned_file).config
+    elif reuse_tuned:
+        settings.reuse = _shipped_config(settings)
+    if settings.reuse is not None:
+        from harness.workloads.triton_attention import config_problem
+
+        problem = config_problem(settings.reuse, shape_spec(settings))
+        if problem:
+            raise HarnessError(f"{tuned_file or 'tuned config'}: {problem}")
+    import shlex
+
+    from harness.optimize.run import run_optimize
+
+    command = "harness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    outcome = run_optimize(settings, out, log=typer.echo, source=command)
+    if save_tuned:
+        typer.echo(f"saved {tuned.save(outcome.tuned)}")
+
+
+def _shipped_config(s: OptimizeSettings) -> dict[str, Any]:
+    """--reuse-tuned: the shipped tuned config for this GPU and shape."""
+    import torch
+
+    from harness import tuned
+
+    if s.device != "cuda":
+        raise HarnessError("--reuse-tuned: tuned configs are per GPU; on the CPU give --tuned-file or search")
+    name = torch.cuda.get_device_name()
+    cc = ".".join(map(str, torch.cuda.get_device_capability()))
+    spec = shape_spec(s)
+    found = tuned.lookup(name, cc, spec)
+    if found is None or (found.batch, found.heads, found.seq) != (s.batch, s.heads, s.seq):
+        raise HarnessError(f"--reuse-tuned: no tuned config for {name} (sm {cc}) at {spec.shape_key} in "
+                           f"{tuned.SHIPPED_DIR}; run without --reuse-tuned to search")
+    return found.config
 
 
 def main(argv: list[str] | None = None) -> int:
     prepare_process_env()
     signal.signal(signal.SIGTERM, _on_sigterm)
-    _register_optional()
     try:
         rv = app(args=argv, standalone_mode=False)
         if rv == 130:  # typer turns KeyboardInterrupt (and so our SIGTERM) into a silent Exit(130)

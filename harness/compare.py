@@ -72,7 +72,7 @@ class Comparison:
     schema_version: int = COMPARISON_SCHEMA_VERSION
 
 
-def _repetition_samples(result: CaseResult, role: str) -> list[np.ndarray]:
+def _repetition_samples(result: CaseResult, role: str) -> list[list[float]]:
     cid = result.case.case_id
     if result.status != "ok":
         why = f" ({result.reason})" if result.reason else ""
@@ -83,7 +83,7 @@ def _repetition_samples(result: CaseResult, role: str) -> list[np.ndarray]:
     for i, rep in enumerate(result.timing.repetitions):
         if not rep.samples_ms:
             raise HarnessError(f"{role} {cid}: timing.repetitions[{i}].samples_ms is empty; re-run the case")
-        groups.append(np.asarray(rep.samples_ms, dtype=float))
+        groups.append([float(x) for x in rep.samples_ms])
     return groups
 
 

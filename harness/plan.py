@@ -67,21 +67,20 @@ class Plan:
 
 # The default full sweep of the issue: B=32, H=8, D=64, fp16, S in 128..4096, every SDPA backend.
 _FULL_SEQS = (128, 512, 1024, 2048, 4096)
-_SDPA_BACKENDS = workloads.BACKENDS["sdpa"]
 
 
 def _profile_full() -> Plan:
     cases = [
         CaseSpec(workload="sdpa", backend=b, batch=32, heads=8, seq=s, head_dim=64, dtype="float16", device="cuda")
         for s in _FULL_SEQS
-        for b in _SDPA_BACKENDS
+        for b in workloads.SDPA_BACKENDS
     ]
     return Plan(cases=cases, timing=TimingConfig(), source="profile:full")
 
 
 def _profile_smoke(device: str) -> Plan:
     # Small enough for a laptop CPU in well under a minute; still exercises every stage.
-    backends = ("math", "flash", "default") if device == "cpu" else _SDPA_BACKENDS
+    backends = ("math", "flash", "default") if device == "cpu" else workloads.SDPA_BACKENDS
     dtype = "float32" if device == "cpu" else "float16"
     cases = [
         CaseSpec(workload="sdpa", backend=b, batch=2, heads=4, seq=s, head_dim=32, dtype=dtype, device=device)
@@ -168,7 +167,7 @@ def _timing_from(data: Any, where: str, base: TimingConfig) -> TimingConfig:
         return base
     if not isinstance(data, dict):
         raise HarnessError(f"{where}: must be a mapping")
-    updates = {}
+    updates: dict[str, Any] = {}
     for key, value in data.items():
         if key not in _TIMING_KEYS:
             raise HarnessError(f"{where}.{key}: unknown timing setting; known: {', '.join(sorted(_TIMING_KEYS))}")

@@ -38,7 +38,6 @@ KIND_ENV = "env"
 KIND_MANIFEST = "manifest"
 KIND_CEILINGS = "ceilings"
 
-BACKENDS_SDPA = ("flash", "efficient", "cudnn", "math", "default")
 DTYPES = ("float16", "bfloat16", "float32")
 CACHE_MODES = ("warm", "cold")
 

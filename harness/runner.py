@@ -107,12 +107,13 @@ def _measure_memory(workload, spec: CaseSpec, seed: int, predicted: int) -> Memo
 def _fit_check(spec: CaseSpec, predicted: int) -> None:
     import torch
 
+    free: int | None
     if spec.device == "cuda":
-        free, _ = torch.cuda.mem_get_info()
+        free = int(torch.cuda.mem_get_info()[0])
     else:
         free = _host_available_bytes()
-        if free is None:
-            return
+    if free is None:
+        return
     if predicted > _FIT_FRACTION * free:
         raise CaseSkipped(
             f"predicted footprint {predicted / 2**30:.2f} GiB exceeds {_FIT_FRACTION:.0%} of free memory "
@@ -143,7 +144,7 @@ def clock_stats(readings: list[tuple[int | None, int | None]]) -> ClockStats | N
     import numpy as np
 
     def col(i: int) -> tuple[float | None, float | None, float | None]:
-        vals = [r[i] for r in readings if r[i] is not None]
+        vals = [v for v in (r[i] for r in readings) if v is not None]
         if not vals:
             return None, None, None
         return float(np.median(vals)), float(min(vals)), float(max(vals))

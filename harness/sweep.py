@@ -2,20 +2,23 @@
 
 env.json is written before the first case and again (with the GPU state after) at the end;
 manifest.json is rewritten after every case, so an interrupted run leaves a folder whose every
-file is finished and hashed.
+file is finished and hashed. `start_folder` is that first step, shared with `harness env` and
+`harness optimize` so every folder's env.json describes the process that measured it.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from harness import ceilings, envlock, fingerprint, storage
 from harness.display import console, reasons, results_table
 from harness.errors import RecordError
 from harness.nvml import Nvml
 from harness.plan import Plan
-from harness.records import CaseResult
+from harness.records import CaseResult, EnvRecord
 from harness.runner import run_case
 
 
@@ -29,15 +32,31 @@ def _finished(out: Path, case_id: str) -> CaseResult | None:
         return None  # a damaged file is measured again
 
 
-def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True) -> int:
+@dataclass
+class StartedFolder:
+    env: EnvRecord
+    nvml: Optional[Nvml]  # open on a GPU, for the GPU state after the run
+    lock_failures: dict[str, str]  # setting -> why it could not be locked
+
+
+def start_folder(out: Path, device: str, seed: int, *, cpu_threads: Optional[int] = None) -> StartedFolder:
+    """Lock the environment, fingerprint it, write env.json and the manifest. The lock comes
+    first: the fingerprint records the settings as read back, not as requested."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    con = console()
-    settings, failures = envlock.lock(plan.timing.seed, plan.cpu_threads if device == "cpu" else None)
+    settings, failures = envlock.lock(seed, cpu_threads)
     nvml = Nvml(0) if device == "cuda" else None
     env = fingerprint.collect(device, settings, failures, nvml=nvml)
     storage.write_record(out / storage.ENV_FILE, env)
     storage.write_manifest(out)
+    return StartedFolder(env, nvml, failures)
+
+
+def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True) -> int:
+    out = Path(out)
+    con = console()
+    started = start_folder(out, device, plan.timing.seed, cpu_threads=plan.cpu_threads if device == "cpu" else None)
+    env, nvml, failures = started.env, started.nvml, started.lock_failures
     l2 = env.gpu.l2_bytes if env.gpu else None
     where = env.gpu.name if env.gpu else (env.host.get("cpu_model") or "CPU")
     con.print(f"[bold]harness[/] {len(plan.cases)} cases on {where} ({plan.source}) -> {out}")

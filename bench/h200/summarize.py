@@ -18,9 +18,10 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness import stats, storage  # noqa: E402
+from harness.workloads import SDPA_BACKENDS  # noqa: E402
 
 SEQS = (128, 512, 1024, 2048, 4096)
-BACKENDS = ("flash", "efficient", "cudnn", "math", "default", "triton")
+BACKENDS = (*SDPA_BACKENDS, "triton")
 
 
 def _runs() -> list[Path]:

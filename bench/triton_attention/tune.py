@@ -291,7 +291,7 @@ def main() -> int:
 
 def exp_phase(args, meta, rows, seed, t0) -> int:
     """Run 2: each leader of run 1 with exp_f16 off and on, per shape group, plus SDPA."""
-    from harness.optimize import LEADERS
+    from harness.optimize.search import LEADERS
 
     groups = [("D=64 fp16", {}, (128, 512, 1024, 2048, 4096)), ("causal", dict(causal=True), (512, 4096)),
               ("bf16", dict(dtype="bfloat16"), (512, 4096)), ("D=128", dict(head_dim=128), (512, 4096))]

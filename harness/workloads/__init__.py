@@ -18,9 +18,14 @@ _REGISTRY: dict[str, str] = {
     "triton_attention": "harness.workloads.triton_attention:WORKLOAD",
 }
 
-# Backend names per workload, kept here (torch-free) so plans are validated before torch loads.
+# The one list of SDPA backends (torch-free, so plans are validated and the host orders and
+# checks backends before torch loads). "default" is torch's own dispatch among the others.
+# The order is the presentation order of sweeps, derived references and tables.
+SDPA_BACKENDS: tuple[str, ...] = ("flash", "efficient", "cudnn", "math", "default")
+
+# Backend names per workload.
 BACKENDS: dict[str, tuple[str, ...]] = {
-    "sdpa": ("flash", "efficient", "cudnn", "math", "default"),
+    "sdpa": SDPA_BACKENDS,
     "triton_attention": ("triton",),
 }
 

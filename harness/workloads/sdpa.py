@@ -21,10 +21,6 @@ _TOLERANCE = {"float16": 5e-3, "bfloat16": 3e-2, "float32": 1e-4}
 _REF_CHUNK_BYTES = 512 << 20
 
 
-def torch_dtype(name: str) -> torch.dtype:
-    return _DTYPES[name]
-
-
 class AttentionWorkload:
     """Shared attention maths; subclasses only say how to run the kernel (`make_fn`)."""
 

@@ -77,7 +77,7 @@ HEAD_DIMS = (16, 32, 64, 128)
 DTYPES = ("float16", "bfloat16")
 LOG2E = 1.4426950408889634
 
-# The tunables and the values the kernel accepts for each. The search space (harness/optimize.py)
+# The tunables and the values the kernel accepts for each. The search space (harness/optimize/search.py)
 # is a subset of these combinations.
 TUNABLES: dict[str, tuple[Any, ...]] = {
     "BLOCK_M": (16, 32, 64, 128, 256),

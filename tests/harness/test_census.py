@@ -11,6 +11,7 @@ import torch
 
 from harness import census, envlock
 from harness.census import RawActivity
+from harness.workloads import SDPA_BACKENDS
 
 REPO = Path(__file__).resolve().parents[2]
 H200_RUNS = sorted((REPO / "bench" / "h200").glob("machine-[BC]/run-*"))
@@ -104,7 +105,7 @@ def test_the_fill_run_on_the_h200_shows_the_fill_kernel_under_the_lock_only():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on the device machine)")
-@pytest.mark.parametrize("workload,backend", [("sdpa", b) for b in ("flash", "efficient", "cudnn", "math", "default")]
+@pytest.mark.parametrize("workload,backend", [("sdpa", b) for b in SDPA_BACKENDS]
                          + [("triton_attention", "triton")])
 def test_on_a_gpu_the_lock_adds_no_kernel_to_any_backend(workload, backend):
     from harness.plan import TimingConfig

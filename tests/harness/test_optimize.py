@@ -17,10 +17,15 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from harness import optimize, stats, storage, tuned  # noqa: E402
+from harness import compare, stats, storage, tuned  # noqa: E402
 from harness.cli import main  # noqa: E402
 from harness.compare import load_comparison  # noqa: E402
 from harness.errors import HarnessError, RecordError  # noqa: E402
+from harness.optimize import plans, records  # noqa: E402
+from harness.optimize.halving import rung_timing  # noqa: E402
+from harness.optimize.run import run_optimize  # noqa: E402
+from harness.optimize.search import config, describe, search_space  # noqa: E402
+from harness.optimize.settings import OptimizeSettings  # noqa: E402
 from harness.records import CaseResult, CaseSpec, Correctness, Repetition, Timing, load_record  # noqa: E402
 
 TINY = ["--device", "cpu", "--batch", "1", "--heads", "2", "--seq", "32", "--head-dim", "16"]
@@ -38,7 +43,7 @@ class FakeBench:
         self.calls: list[tuple[str, float]] = []
 
     def key(self, spec: CaseSpec) -> str:
-        return optimize.describe(spec.config) if spec.config else spec.backend
+        return describe(spec.config) if spec.config else spec.backend
 
     def clock(self) -> float:
         return self.now
@@ -61,46 +66,43 @@ class FakeBench:
 
 
 def _configs(n):
-    return [optimize._cfg(bm, bn, 4, s) for bm, bn, s in [(64, 32, 2), (64, 32, 3), (64, 64, 2), (64, 64, 3),
+    return [config(bm, bn, 4, s) for bm, bn, s in [(64, 32, 2), (64, 32, 3), (64, 64, 2), (64, 64, 3),
                                                             (32, 16, 2), (32, 16, 3), (32, 32, 2), (32, 32, 3),
                                                             (16, 16, 2)][:n]]
 
 
 def _settings(**kw):
-    return optimize.OptimizeSettings(batch=1, heads=2, seq=32, head_dim=16, device="cpu", **kw)
+    return OptimizeSettings(batch=1, heads=2, seq=32, head_dim=16, device="cpu", **kw)
 
 
-@pytest.fixture
-def fake_clock(monkeypatch):
-    def install(bench: FakeBench):
-        monkeypatch.setattr(optimize.time, "perf_counter", bench.clock)
-        return bench
-    return install
+def _run(settings, out, bench: FakeBench):
+    """The run on the bench's fake clock: budgets are tested without depending on real time."""
+    return run_optimize(settings, out, measure=bench, log=lambda _: None, now=bench.clock)
 
 
-def test_halving_picks_the_truly_fastest_and_never_times_incorrect_configs(tmp_path, fake_clock):
+def test_halving_picks_the_truly_fastest_and_never_times_incorrect_configs(tmp_path):
     space = _configs(9)
     rng = np.random.default_rng(3)
-    true = {optimize.describe(c): float(t) for c, t in zip(space, rng.uniform(1.0, 2.0, 9))}
+    true = {describe(c): float(t) for c, t in zip(space, rng.uniform(1.0, 2.0, 9))}
     fastest = min(true, key=true.get)
     broken = sorted(true, key=true.get)[1]  # the second fastest gives wrong answers
     true.update(flash=1.5, math=3.0, default=1.4)
-    bench = fake_clock(FakeBench(true, incorrect={broken}, cost_s=0.5))
+    bench = FakeBench(true, incorrect={broken}, cost_s=0.5)
     # A generous budget: rung 0 sees every config.
-    out = optimize.run_optimize(_settings(budget_s=1000, space=space), tmp_path, measure=bench, log=lambda _: None)
+    out = _run(_settings(budget_s=1000, space=space), tmp_path, bench)
 
     s = out.search
-    assert optimize.describe(s.winner) == fastest and out.tuned.config == s.winner
+    assert describe(s.winner) == fastest and out.tuned.config == s.winner
     assert s.n_tried == 9 and s.n_correct == 8
     # 8 correct -> keep ceil(8/3)=3 -> keep 1: rungs of 8 then 3.
     assert s.rung_sizes == [8, 3]
-    bad = next(t for t in s.trials if optimize.describe(t.config) == broken)
+    bad = next(t for t in s.trials if describe(t.config) == broken)
     assert bad.status == "incorrect" and bad.medians_ms == [] and bad.rel_error == 0.5
     # Later rungs sample ETA times longer than rung 0.
     rung0 = out.search.trials[0]
     assert rung0.rungs[0] == 0
     times = {t for k, t in bench.calls if k != "flash"}
-    assert any(math.isclose(t, 3 * optimize.timing_plan("cpu").quick.max_time_s) for t in times)
+    assert any(math.isclose(t, 3 * plans.timing_plan("cpu").quick.max_time_s) for t in times)
     # The baseline is the fastest backend that ran; efficient/cudnn are absent from the table.
     assert out.baseline.best_backend == "default"
     # Candidate 1.0-2.0 ms vs baseline 1.4 ms: the comparison's verdict follows the true ratio.
@@ -111,40 +113,40 @@ def test_halving_picks_the_truly_fastest_and_never_times_incorrect_configs(tmp_p
         assert out.comparison.verdict == want
 
 
-def test_budget_stops_rung_zero_and_marks_the_rest_not_tried(tmp_path, fake_clock):
+def test_budget_stops_rung_zero_and_marks_the_rest_not_tried(tmp_path):
     space = _configs(9)
-    true = {optimize.describe(c): 1.0 + i / 10 for i, c in enumerate(space)}
+    true = {describe(c): 1.0 + i / 10 for i, c in enumerate(space)}
     true.update(flash=1.5, math=3.0, default=1.4)
-    bench = fake_clock(FakeBench(true, cost_s=1.0))
-    plan = optimize.timing_plan("cpu")
-    reserve = optimize._reserve_s(plan)
+    bench = FakeBench(true, cost_s=1.0)
+    plan = plans.timing_plan("cpu")
+    reserve = plans.reserve_s(plan)
     # 5 backend calls, then 60% of what is left before the reserve goes to rung 0: 6 seconds.
     budget = 5 + 10 + reserve
-    out = optimize.run_optimize(_settings(budget_s=budget, space=space), tmp_path, measure=bench, log=lambda _: None)
+    out = _run(_settings(budget_s=budget, space=space), tmp_path, bench)
     s = out.search
     tried = [t for t in s.trials if t.status != "not_tried"]
     assert len(tried) == 6 and s.n_tried == 6
     assert all(t.reason == "time budget spent before this config's turn" for t in s.trials[6:])
-    assert optimize.describe(s.winner) == optimize.describe(space[0])  # the fastest, tried first
+    assert describe(s.winner) == describe(space[0])  # the fastest, tried first
     assert bench.now <= budget + 1e-9  # the whole run, final pair included, inside the budget
 
 
-def test_budget_too_short_for_baseline_and_final_pair_is_a_clear_error(tmp_path, fake_clock):
+def test_budget_too_short_for_baseline_and_final_pair_is_a_clear_error(tmp_path):
     true = {"flash": 1.0, "math": 1.0, "default": 1.0}
-    bench = fake_clock(FakeBench(true, cost_s=1.0))
+    bench = FakeBench(true, cost_s=1.0)
     # 5 backend calls take 5 s; the CPU plan's final pair needs 4.8 s more.
     with pytest.raises(HarnessError, match=r"--budget-s 8 is too short: the baseline took 5 s.*give at least 20"):
-        optimize.run_optimize(_settings(budget_s=8, space=_configs(2)), tmp_path, measure=bench, log=lambda _: None)
+        _run(_settings(budget_s=8, space=_configs(2)), tmp_path, bench)
     assert not any(k.startswith("M") for k, _ in bench.calls)  # no config was measured
 
 
-def test_no_correct_config_is_an_error_naming_search_json(tmp_path, fake_clock):
+def test_no_correct_config_is_an_error_naming_search_json(tmp_path):
     space = _configs(3)
     true = {"flash": 1.0, "math": 1.0, "default": 1.0}
-    bench = fake_clock(FakeBench(true, incorrect={optimize.describe(c) for c in space}))
+    bench = FakeBench(true, incorrect={describe(c) for c in space})
     with pytest.raises(HarnessError, match="no config passed the correctness gate.*search.json"):
-        optimize.run_optimize(_settings(budget_s=500, space=space), tmp_path, measure=bench, log=lambda _: None)
-    record = load_record(tmp_path / "search.json", optimize.SearchRecord)
+        _run(_settings(budget_s=500, space=space), tmp_path, bench)
+    record = load_record(tmp_path / "search.json", records.SearchRecord)
     assert [t.status for t in record.trials] == ["incorrect"] * 3
 
 
@@ -154,17 +156,17 @@ def test_search_space_only_holds_configs_that_can_run_the_shape():
     full = CaseSpec("triton_attention", "triton", 32, 8, 512, 64, device="cuda")
     causal = replace(full, causal=True)
     for spec in (full, causal, replace(full, seq=200), replace(full, device="cpu", seq=64)):
-        space = optimize.search_space(spec)
+        space = search_space(spec)
         assert space and all(config_problem(c, spec) is None for c in space)
         assert len({json.dumps(c, sort_keys=True) for c in space}) == len(space)
-    assert all(c["BLOCK_M"] % c["BLOCK_N"] == 0 for c in optimize.search_space(causal))
-    assert optimize.search_space(causal)[0]["reverse_m"] is True
-    assert not any(c["reverse_m"] for c in optimize.search_space(full))
+    assert all(c["BLOCK_M"] % c["BLOCK_N"] == 0 for c in search_space(causal))
+    assert search_space(causal)[0]["reverse_m"] is True
+    assert not any(c["reverse_m"] for c in search_space(full))
 
 
 def test_rung_timing_stretches_time_and_tightens_precision():
-    q = optimize.timing_plan("cuda").quick
-    r2 = optimize.rung_timing(q, 2)
+    q = plans.timing_plan("cuda").quick
+    r2 = rung_timing(q, 2)
     assert r2.max_time_s == pytest.approx(9 * q.max_time_s)
     assert r2.target_rel_ci == pytest.approx(q.target_rel_ci / 3)
 
@@ -172,7 +174,7 @@ def test_rung_timing_stretches_time_and_tightens_precision():
 # --------------------------------------------------------------------------- tuned records
 def _tuned(**kw):
     base = dict(gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", batch=32, heads=8, seq=512, head_dim=64,
-                dtype="float16", causal=False, config=optimize._cfg(128, 64, 4, 3), median_ms=0.05,
+                dtype="float16", causal=False, config=config(128, 64, 4, 3), median_ms=0.05,
                 baseline_backend="cudnn", baseline_median_ms=0.0485, ratio=1.03, ratio_ci_low=1.01,
                 ratio_ci_high=1.05, verdict="slower", configs_tried=30, triton_version="3.6.0",
                 torch_version="2.11.0", created_at="2026-11-24T00:00:00+00:00", source="test")
@@ -180,11 +182,11 @@ def _tuned(**kw):
 
 
 def test_tuned_configs_round_trip_and_lookup_prefers_exact_then_nearest(tmp_path):
-    a = tuned.save(_tuned(seq=512, config=optimize._cfg(128, 64, 4, 3)), tmp_path)
-    tuned.save(_tuned(seq=4096, config=optimize._cfg(128, 128, 8, 3)), tmp_path)
-    tuned.save(_tuned(seq=512, causal=True, config=optimize._cfg(128, 64, 4, 3, rev=True)), tmp_path)
+    a = tuned.save(_tuned(seq=512, config=config(128, 64, 4, 3)), tmp_path)
+    tuned.save(_tuned(seq=4096, config=config(128, 128, 8, 3)), tmp_path)
+    tuned.save(_tuned(seq=512, causal=True, config=config(128, 64, 4, 3, rev=True)), tmp_path)
     assert a.name == "nvidia-h100-80gb-hbm3-sm90-b32h8s512d64-float16-full.json"
-    assert tuned.load(a) == _tuned(seq=512, config=optimize._cfg(128, 64, 4, 3))
+    assert tuned.load(a) == _tuned(seq=512, config=config(128, 64, 4, 3))
     spec = CaseSpec("triton_attention", "triton", 32, 8, 512, 64)
     assert tuned.lookup("NVIDIA H100 80GB HBM3", "9.0", spec, tmp_path).seq == 512
     assert tuned.lookup("NVIDIA H100 80GB HBM3", "9.0", replace(spec, seq=2048), tmp_path).seq == 4096
@@ -238,12 +240,12 @@ def test_cpu_end_to_end_writes_typed_records_and_a_summary_from_them(cpu_run):
     rc, out = cpu_run
     assert rc == 0
     assert storage.verify_manifest(out) == []
-    baseline = load_record(out / "baseline.json", optimize.BaselineRecord)
+    baseline = load_record(out / "baseline.json", records.BaselineRecord)
     statuses = {r.case.backend: r.status for r in baseline.results}
     assert statuses["math"] == "ok" and statuses["cudnn"] == "skipped" and statuses["efficient"] == "skipped"
     ok = [r for r in baseline.results if r.status == "ok"]
     assert baseline.best_median_ms == min(r.timing.summary.median_ms for r in ok)
-    search = load_record(out / "search.json", optimize.SearchRecord)
+    search = load_record(out / "search.json", records.SearchRecord)
     assert search.n_tried >= 2 and search.winner is not None
     for t in search.trials:
         if t.status == "ok":
@@ -253,19 +255,36 @@ def test_cpu_end_to_end_writes_typed_records_and_a_summary_from_them(cpu_run):
     assert {c.case.workload for c in cases} == {"sdpa", "triton_attention"}
     cand = next(c for c in cases if c.case.workload == "triton_attention")
     assert cand.case.config == search.winner and cand.correctness.passed
+    base = next(c for c in cases if c.case.workload == "sdpa")
+    assert base.case.backend == baseline.best_backend and comparison.baseline_id == base.case.case_id
     assert comparison.candidate_id == cand.case.case_id and comparison.kind == "speedup"
-    # The interpreter is orders of magnitude slower than torch's CPU kernels; how many depends on
-    # what else the CI machine runs, so only the direction and the verdict's consistency with
-    # its own interval are asserted here (the verdict rule itself: the synthetic tests above).
-    assert comparison.ratio > 1 and comparison.ratio_ci_high > 1
-    expected = "slower" if comparison.ratio_ci_low > 1 else "no detectable difference at this precision"
-    assert comparison.verdict == expected
+    # No speed is asserted: how the interpreter compares with torch's CPU kernels depends on what
+    # else the machine runs (a loaded 2-core CI machine once gave a ratio of 0.45). What the code
+    # guarantees is asserted instead: a verdict consistent with its own interval (the rule itself
+    # is tested on synthetic samples above and in test_compare), and records that agree.
+    assert comparison.ratio_ci_low <= comparison.ratio <= comparison.ratio_ci_high
+    assert comparison.speedup_ci_low == pytest.approx(1 / comparison.ratio_ci_high)
+    if comparison.verdict == compare.VERDICT_FASTER:
+        assert comparison.ratio_ci_high < 1
+    elif comparison.verdict == compare.VERDICT_SLOWER:
+        assert comparison.ratio_ci_low > 1
+    else:
+        assert comparison.verdict == compare.VERDICT_NO_DIFFERENCE
+        assert comparison.ratio_ci_low <= 1 <= comparison.ratio_ci_high
     record = tuned.load(out / "tuned_config.json")
     assert record.config == search.winner and record.compute_capability == "cpu"
-    assert record.ratio == comparison.ratio
+    assert (record.ratio, record.ratio_ci_low, record.ratio_ci_high, record.verdict) == (
+        comparison.ratio, comparison.ratio_ci_low, comparison.ratio_ci_high, comparison.verdict)
+    assert record.baseline_backend == baseline.best_backend
+    assert (record.median_ms, record.baseline_median_ms) == (cand.timing.summary.median_ms, base.timing.summary.median_ms)
+    # The summary is made from these records: its numbers and verdict are theirs.
     summary = (out / "summary.md").read_text()
-    assert f"{comparison.ratio:.3f}" in summary and f"{cand.timing.summary.median_ms:.4f}" in summary
-    assert f"**{comparison.verdict}**" in summary and "not met" in summary
+    assert f"{comparison.ratio:.3f}" in summary and f"**{comparison.verdict}**" in summary
+    for c in (base, cand):
+        assert f"| {c.case.case_id} | {c.timing.summary.median_ms:.4f} |" in summary
+    met = comparison.speedup_ci_low >= OptimizeSettings().target_speedup
+    assert ("**met**" in summary) == met and ("**not met**" in summary) == (not met)
+    assert f"{search.n_tried} of {search.n_configs} configs tried" in summary
 
 
 def test_tuned_file_is_reused_without_searching(cpu_run, tmp_path, capsys):

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.records import CaseSpec
-from harness.workloads import get
+from harness.workloads import SDPA_BACKENDS, get
 
 
 def _spec(**kw):
@@ -61,3 +61,11 @@ def test_backends_compute_the_same_function_on_cpu():
         rel = float((outs[backend].double() - ref).norm() / ref.norm())
         assert rel < w.tolerance(spec), (backend, rel)
     assert w.check_supported(_spec(backend="cudnn")) == "SDPA backend 'cudnn' runs on CUDA GPUs only"
+
+
+def test_the_torch_free_backend_list_names_every_sdpa_backend_torch_maps():
+    # harness.workloads.SDPA_BACKENDS is the one list; the torch-side mapping must not drift from it.
+    from harness.workloads.sdpa import _sdpa_backends
+
+    assert set(_sdpa_backends()) | {"default"} == set(SDPA_BACKENDS)
+    assert len(set(SDPA_BACKENDS)) == len(SDPA_BACKENDS)
