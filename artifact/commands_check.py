@@ -27,6 +27,7 @@ def _check(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: each RESULTS_DIR)."),
 ) -> None:
     """Verify the results' hashes, then judge every claim of the reference: PASS, FAIL or SKIP."""
+    from artifact import folder as folder_mod
     from artifact import shards
     from artifact import verdict as verdictmod
 
@@ -40,7 +41,7 @@ def _check(
                 where = out or (folder if label == "merged" else folder / label)
                 todo.append((f"{folder}" + ("" if label == "merged" else f"/{label}"), rs, note, where))
         else:
-            rs, note = verdictmod.load_results(folder)
+            rs, note = folder_mod.load_results(folder)
             todo.append((str(folder), rs, note, out or folder))
     rows, codes = [], []
     for label, rs, note, where in todo:
@@ -127,6 +128,7 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
 
 def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=print) -> int:
     """`artifact check RESULTS_DIR` without --reference, for one folder (artifact reproduce)."""
+    from artifact import folder as folder_mod
     from artifact import shards
     from artifact import verdict as verdictmod
 
@@ -137,7 +139,7 @@ def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=
             vs = judge_set(rs, note, results_dir if label == "merged" else results_dir / label, json_out=json_out, say=say)
             codes.append(_worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0]))
         return _worst(codes)
-    results, note = verdictmod.load_results(results_dir)
+    results, note = folder_mod.load_results(results_dir)
     vs = judge_set(results, note, out, json_out=json_out, say=say)
     return _worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0])
 
@@ -149,12 +151,13 @@ def _report(
     gpu_hour_price: Optional[float] = typer.Option(None, "--gpu-hour-price", min=0.0, help="Price of one GPU-hour (any currency): the report states what this reproduction cost."),
 ) -> None:
     """Write report.md and SVG plots: tables, plots, verdict, environment, checklist, paragraph."""
+    from artifact import folder as folder_mod
     from artifact import report, shipped
     from artifact import verdict as verdictmod
     from artifact.reference import load_reference
 
     ref = load_reference(reference) if reference else None
-    results, note = verdictmod.load_results(results_dir)
+    results, note = folder_mod.load_results(results_dir)
     if ref is None:
         # A verdict.json lying in the folder is not evidence about the folder (one copied from a
         # passing run was reported as PASS on results that fail): the verdict is judged now,

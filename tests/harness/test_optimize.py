@@ -253,7 +253,7 @@ def test_cpu_end_to_end_writes_typed_records_and_a_summary_from_them(cpu_run):
     assert {c.case.workload for c in cases} == {"sdpa", "triton_attention"}
     cand = next(c for c in cases if c.case.workload == "triton_attention")
     assert cand.case.config == search.winner and cand.correctness.passed
-    assert comparison.candidate_id == cand.case.case_id and comparison.kind == "speedup"
+    assert comparison.candidate_id == cand.case.case_id and comparison.relation == "speedup"
     # The interpreter is orders of magnitude slower than torch's CPU kernels; how many depends on
     # what else the CI machine runs, so only the direction and the verdict's consistency with
     # its own interval are asserted here (the verdict rule itself: the synthetic tests above).
