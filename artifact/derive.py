@@ -169,7 +169,7 @@ class _Builder:
                 why = "absent" if c is None else f"{c.status}: {c.reason}"
                 self.not_claimed.append({"what": cid, "why": f"not produced by every run ({folder}: {why})"})
                 continue
-            self.common[cid] = got  # type: ignore[assignment]
+            self.common[cid] = [c for c in got if c is not None]
         if not self.common:
             raise ArtifactError("no case ran ok in every run; nothing to derive a reference from")
         specs = [cases[0].case for cases in self.common.values()]
@@ -544,9 +544,9 @@ class _Builder:
         else:
             self.not_claimed.append({"what": "env-numerics", "why": "the reference runs did not all have TF32 off and determinism on"})
         if self.cuda:
-            drivers = [r.env.nvidia_driver_version for r in self.runs]
-            if all(drivers):
-                lowest = min(drivers, key=lambda v: tuple(int(p) for p in v.split(".") if p.isdigit()))  # type: ignore[union-attr]
+            drivers = [r.env.nvidia_driver_version for r in self.runs if r.env.nvidia_driver_version]
+            if len(drivers) == len(self.runs):
+                lowest = min(drivers, key=lambda v: tuple(int(p) for p in v.split(".") if p.isdigit()))
                 self.add(EnvironmentClaim(id="env-driver", scope=self.scope_portable(), min_nvidia_driver=lowest,
                                           description="the lowest NVIDIA driver among the reference runs; not validated below it"))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from artifact import plots
-from artifact.claims import FAIL, PASS, SKIP
+from artifact.claims import FAIL, PASS, SKIP, RankingClaim
 from artifact.errors import ArtifactError
 from artifact.folder import ResultSet, groups_of
 from artifact.reference import Peak, Reference
@@ -449,7 +449,7 @@ def expected_results_markdown(reference: Reference) -> str:
     for c in reference.claims:
         tol = getattr(c, "tolerance", None)
         how = tol.describe() if tol is not None else _HOW.get(c.kind, "")
-        if c.kind == "ranking":
+        if isinstance(c, RankingClaim):
             how = ("the 95% CI of each adjacent ratio of medians below 1" if c.rule == "significant"
                    else "each adjacent ratio of medians below 1 (point estimates)")
         if tol is not None and isinstance(tol.derivation, dict) and "runs" in tol.derivation:

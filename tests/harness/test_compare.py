@@ -227,3 +227,12 @@ def test_empty_repetition_is_refused():
     empty.timing.repetitions[0].samples_ms = []
     with pytest.raises(HarnessError, match=r"timing.repetitions\[0\].samples_ms is empty"):
         compare.compare_cases(empty, ok)
+
+
+def test_the_faster_rule_is_the_one_in_stats(monkeypatch):
+    """compare, the ranking judge and the report ask harness.stats.direction; none keeps a copy."""
+    case = l4_case("full_enhanced_s128.json")
+    monkeypatch.setattr(stats, "direction", lambda low, high: stats.SLOWER)
+    assert compare.compare_cases(case, case).verdict == compare.VERDICT_SLOWER
+    monkeypatch.setattr(stats, "direction", lambda low, high: stats.FASTER)
+    assert compare.compare_cases(case, case).verdict == compare.VERDICT_FASTER

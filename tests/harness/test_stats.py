@@ -530,3 +530,10 @@ def test_no_nan_escapes_on_small_tied_random_inputs():
         json.loads(to_json(summary))  # allow_nan=False
         assert all(math.isfinite(v) for v in values), values
         assert not math.isnan(stats.hedges_g(a, b))
+
+
+def test_faster_only_when_the_whole_ratio_ci_lies_below_one():
+    assert stats.direction(0.80, 0.99) == stats.FASTER
+    assert stats.direction(0.90, 1.00) == stats.NO_DIFFERENCE  # touching 1 is no evidence
+    assert stats.direction(0.95, 1.05) == stats.NO_DIFFERENCE
+    assert stats.direction(1.01, 1.20) == stats.SLOWER
