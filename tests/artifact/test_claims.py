@@ -35,7 +35,7 @@ def timed(s: CaseSpec, median: float, spread: float, n: int, rng: np.random.Gene
     return case_result(s, groups, rng)
 
 
-def results(cases, **env_kw) -> C.ResultSet:
+def results(cases, **env_kw) -> ResultSet:
     return ResultSet(folder="mem", env=env_record(**env_kw), cases=list(cases))
 
 
