@@ -27,8 +27,9 @@ from typing import IO, Any, Optional
 from artifact import __version__
 from artifact.docker_engine import sdk, translated
 from artifact.errors import ArtifactError
+from harness import versions
 from harness.errors import RecordError
-from harness.records import SCHEMA_VERSION, load_record
+from harness.records import load_record
 from harness.storage import utc_now, write_record
 
 KIND_ARCHIVE = "image_archive"
@@ -48,7 +49,7 @@ class ImageArchive:
     compression: str  # gzip
     exported_at: str
     exported_by: str  # artifact <version>
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = versions.current(KIND_ARCHIVE)
     kind: str = KIND_ARCHIVE
 
 

@@ -28,6 +28,7 @@ def _check(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: each RESULTS_DIR)."),
 ) -> None:
     """Verify the results' hashes, then judge every claim of the reference: PASS, FAIL or SKIP."""
+    from artifact import folder as folder_mod
     from artifact import shards
     from artifact import verdict as verdictmod
 
@@ -45,7 +46,7 @@ def _check(
                 where = out or (folder if label == "merged" else folder / label)
                 todo.append((f"{folder}" + ("" if label == "merged" else f"/{label}"), rs, note, where))
         else:
-            rs, note = verdictmod.load_results(folder)
+            rs, note = folder_mod.load_results(folder)
             todo.append((str(folder), rs, note, out or folder))
     rows, codes = [], []
     for label, rs, note, where in todo:
@@ -132,6 +133,7 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
 
 def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=print) -> int:
     """`artifact check RESULTS_DIR` without --reference, for one folder (artifact reproduce)."""
+    from artifact import folder as folder_mod
     from artifact import shards
     from artifact import verdict as verdictmod
 
@@ -142,7 +144,7 @@ def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=
             vs = judge_set(rs, note, results_dir if label == "merged" else results_dir / label, json_out=json_out, say=say)
             codes.append(_worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0]))
         return _worst(codes)
-    results, note = verdictmod.load_results(results_dir)
+    results, note = folder_mod.load_results(results_dir)
     vs = judge_set(results, note, out, json_out=json_out, say=say)
     return _worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0])
 
@@ -200,8 +202,8 @@ def _report(
 def _report_sets(folders: list[Path]) -> list[tuple[str, Any, str]]:
     """(label, result set, manifest note) per column: a sharded folder gives one per GPU
     (--each-gpu) or one merged set (split shards)."""
+    from artifact import folder as folder_mod
     from artifact import shards as shardmod
-    from artifact import verdict as verdictmod
 
     sets: list[tuple[str, Any, str]] = []
     for folder in folders:
@@ -209,13 +211,14 @@ def _report_sets(folders: list[Path]) -> list[tuple[str, Any, str]]:
             _run, parts = shardmod.load(folder)
             sets += [(str(folder / label) if label != "merged" else str(folder), rs, note) for label, rs, note in parts]
         else:
-            sets.append((str(folder), *verdictmod.load_results(folder)))
+            sets.append((str(folder), *folder_mod.load_results(folder)))
     return sets
 
 
 def _report_side_by_side(sets: list[tuple[str, Any, str]], ref: Any, out: Optional[Path], folders: list[Path]) -> None:
     from artifact import report_gpus, shipped
     from artifact import verdict as verdictmod
+    from artifact.textfmt import env_hardware
 
     if out is None:
         if len(folders) > 1:
@@ -228,7 +231,7 @@ def _report_side_by_side(sets: list[tuple[str, Any, str]], ref: Any, out: Option
             sel = shipped.select(shipped.from_env(rs.env))
             r = sel.primary.reference if sel.primary is not None else None
         v = verdictmod.judge_all(rs, r, note) if r is not None else None
-        columns.append(report_gpus.Column(label=label, hardware=verdictmod.hardware_of(rs), results=rs, verdict=v))
+        columns.append(report_gpus.Column(label=label, hardware=env_hardware(rs.env), results=rs, verdict=v))
     path = report_gpus.write(columns, out)
     typer.echo(f"wrote {path}")
 

@@ -50,7 +50,7 @@ def reproduce(
     code = launch(opts, echo=lambda s: print(s, flush=True), note=lambda s: print(s, file=sys.stderr, flush=True))
     if code:
         raise typer.Exit(code)
-    from artifact.runinfo import load_run_info
+    from artifact.folder import load_run_info
 
     info = load_run_info(out)
     if info is not None and info.cost is not None:

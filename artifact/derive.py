@@ -26,20 +26,28 @@ import numpy as np
 import yaml
 
 from artifact import __version__
-from artifact.claims import ResultSet, groups_of, scaling_exponent
-from artifact.errors import ArtifactError
-from artifact.reference import (
-    CASE_FIELDS,
-    REFERENCE_SCHEMA_VERSION,
-    Peak,
-    RunSpec,
-    load_reference,
-    load_yaml,
-    parse_hardware,
+from artifact.claims import (
+    CEILING_METRICS,
+    AbsoluteClaim,
+    Claim,
+    CorrectnessClaim,
+    DeterminismClaim,
+    EfficiencyClaim,
+    EnvironmentClaim,
+    MemoryBoundClaim,
+    MemoryGrowthClaim,
+    RankingClaim,
+    RatioClaim,
+    ScalingClaim,
 )
-from artifact.verdict import load_results
-from harness import storage
-from harness.records import CaseResult, CaseSpec
+from artifact.claims.parts import CASE_FIELDS, CaseSelector, Scope, Tolerance
+from artifact.errors import ArtifactError
+from artifact.folder import ResultSet, groups_of, load_results
+from artifact.reference import REFERENCE_VERSION, Peak, RunSpec, load_reference, parse_hardware
+from artifact.textfmt import env_hardware
+from artifact.yamlnode import load_yaml
+from harness import stats, storage
+from harness.records import CaseResult, CaseSpec, Timing
 from harness.workloads import SDPA_BACKENDS
 
 
@@ -74,6 +82,13 @@ def _sig(x: float, digits: int = 6) -> float:
     return float(f"{x:.{digits}g}")
 
 
+def _timed(case: CaseResult) -> Timing:
+    """The timing of a case every run measured ok (the harness writes timing with status ok)."""
+    if case.timing is None:
+        raise ArtifactError(f"case {case.case.case_id}: status ok but no timing in its file; re-run the case")
+    return case.timing
+
+
 def _order_key(spec: CaseSpec) -> tuple:
     b = SDPA_BACKENDS.index(spec.backend) if spec.backend in SDPA_BACKENDS else len(SDPA_BACKENDS)
     return (spec.workload, spec.dtype, spec.causal, spec.cache, spec.batch, spec.heads, spec.head_dim, b, spec.backend, spec.seq)
@@ -94,7 +109,7 @@ def read_runs(folders: list[Path], opts: DeriveOptions, loaded: Optional[list[Re
             first.env.device == "cuda" and (r.env.gpu.name if r.env.gpu else None) != (first.env.gpu.name if first.env.gpu else None)
         ):
             raise ArtifactError(
-                f"{r.folder}: ran on {_hw(r)}, but {first.folder} ran on {_hw(first)}; derive one reference per hardware model"
+                f"{r.folder}: ran on {env_hardware(r.env)}, but {first.folder} ran on {env_hardware(first.env)}; derive one reference per hardware model"
             )
     machines = _machines(runs)
     if len(machines) < opts.min_machines:
@@ -103,10 +118,6 @@ def read_runs(folders: list[Path], opts: DeriveOptions, loaded: Optional[list[Re
             f"{opts.min_machines} separately started machines (or --min-machines to accept fewer)"
         )
     return runs
-
-
-def _hw(r: ResultSet) -> str:
-    return r.env.gpu.name if r.env.device == "cuda" and r.env.gpu else "the CPU"
 
 
 def _machine_id(r: ResultSet) -> str:
@@ -141,7 +152,7 @@ class _Builder:
     def __init__(self, runs: list[ResultSet], opts: DeriveOptions):
         self.runs = runs
         self.opts = opts
-        self.claims: list[dict[str, Any]] = []
+        self.claims: list[dict[str, Any]] = []  # each kind's own entry (Claim.entry)
         self.not_claimed: list[dict[str, Any]] = []
         self.cuda = runs[0].env.device == "cuda"
         gpu = runs[0].env.gpu
@@ -157,7 +168,7 @@ class _Builder:
                 why = "absent" if c is None else f"{c.status}: {c.reason}"
                 self.not_claimed.append({"what": cid, "why": f"not produced by every run ({folder}: {why})"})
                 continue
-            self.common[cid] = got  # type: ignore[assignment]
+            self.common[cid] = [c for c in got if c is not None]
         if not self.common:
             raise ArtifactError("no case ran ok in every run; nothing to derive a reference from")
         specs = [cases[0].case for cases in self.common.values()]
@@ -200,46 +211,51 @@ class _Builder:
         timed = [cases for cid, cases in self.common.items() if cid not in untimed]
         spec: dict[str, Any] = {"method": method, "repeats": repeats,
                                 "cache": sorted({cases[0].case.cache for cases in timed})}
-        targets = {c.timing.target_rel_ci for cases in timed for c in cases}
+        targets = {_timed(c).target_rel_ci for cases in timed for c in cases}
         if len(targets) == 1:
             spec["target_rel_ci"] = targets.pop()
         return spec, untimed
 
     # -- scopes and selectors
-    def scope_same_hardware(self) -> dict[str, Any]:
-        return {"kind": "gpu_model", "gpu_name": self.gpu_name} if self.cuda else {"kind": "cpu"}
+    def add(self, claim: Claim) -> None:
+        self.claims.append(claim.entry())
 
-    def scope_portable(self) -> dict[str, Any]:
-        return {"kind": "any_gpu"} if self.cuda else {"kind": "cpu"}
+    def scope_same_hardware(self) -> Scope:
+        return Scope("gpu_model", gpu_name=self.gpu_name) if self.cuda else Scope("cpu")
 
-    def scope_family(self) -> dict[str, Any]:
+    def scope_portable(self) -> Scope:
+        return Scope("any_gpu") if self.cuda else Scope("cpu")
+
+    def scope_family(self) -> Scope:
         """Claims that depend on the architecture rather than the exact card (ratios, rankings,
         scaling exponents, efficiency shares) are offered to the compute capability; derive()
         narrows each back to the GPU model unless the family evidence bears it out."""
         cc = self.runs[0].env.gpu.compute_capability if self.cuda and self.runs[0].env.gpu else None
         if cc is None:
             return self.scope_same_hardware()
-        return {"kind": "compute_capability", "min": cc, "max": cc}
+        return Scope("compute_capability", cc_min=cc, cc_max=cc)
 
-    def portable(self, claim: dict[str, Any]) -> dict[str, Any]:
-        """A claim checked on other GPUs too. Another GPU may not support every backend (the
-        harness then skips the case), so there the claim is SKIP rather than FAIL; on the
-        reference GPU the same case is still required by the same-model claims."""
-        head = {"id": claim.pop("id"), "kind": claim.pop("kind"), "scope": self.scope_portable()}
-        if self.cuda and ("cases" in claim or "case" in claim):
-            head["required"] = False
-        return {**head, **claim}
+    @property
+    def portable_required(self) -> bool:
+        """A claim on cases checked on other GPUs too (scope_portable) is optional there: another
+        GPU may not support every backend (the harness then skips the case), so the claim is SKIP
+        rather than FAIL; on the reference GPU the same case is still required by the same-model claims."""
+        return not self.cuda
 
-    def selector(self, spec: CaseSpec, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    def _written(self, f: str) -> bool:
+        return f not in self.defaults or f in ("backend", "seq")
+
+    def selector(self, spec: CaseSpec, drop: tuple[str, ...] = ()) -> CaseSelector:
         if spec.config:
-            return {"case_id": spec.case_id}
-        return {f: getattr(spec, f) for f in CASE_FIELDS if f not in drop and (f not in self.defaults or f in ("backend", "seq"))}
+            return CaseSelector(case_id=spec.case_id)
+        fields_ = [f for f in CASE_FIELDS if f not in drop]
+        return CaseSelector.of({f: getattr(spec, f) for f in fields_}, given=tuple(f for f in fields_ if self._written(f)))
 
     def cases(self, spec: CaseSpec) -> list[CaseResult]:
         return self.common[spec.case_id]
 
     def numeric(self, claim_id: str, runs: list[tuple[float, float, float]], relative: bool, what: str,
-                floor: Optional[float] = None) -> Optional[tuple[float, dict]]:
+                floor: Optional[float] = None) -> Optional[tuple[float, Tolerance]]:
         """(reference, tolerance mapping) from per-run (estimate, ci_low, ci_high), or None
         (recorded under not_claimed) when the spread is too wide to claim anything.
 
@@ -272,26 +288,28 @@ class _Builder:
         }
         # Rounded up, so rounding never makes a reference run fail its own file.
         width = math.ceil(tol * 1000) / 1000
-        return ref, {"rule": "equivalence", "rel" if relative else "abs": width, "derivation": derivation}
+        return ref, Tolerance("equivalence", derivation=derivation, **{"rel" if relative else "abs": width})
 
     # -- the claim families
     def absolute(self) -> None:
         for spec in self.timed_specs:
             cases = self.cases(spec)
-            per_run = [(c.timing.summary.median_ms, c.timing.summary.ci_low_ms, c.timing.summary.ci_high_ms) for c in cases]
+            per_run = [(_timed(c).summary.median_ms, _timed(c).summary.ci_low_ms, _timed(c).summary.ci_high_ms) for c in cases]
             cid = f"abs-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}")
             got = self.numeric(cid, per_run, True, "median time per run (ms)")
             if got is None:
                 continue
             ref, tol = got
-            clocks = [c.timing.clocks for c in cases if c.timing.clocks is not None and c.timing.clocks.sm_mhz_median]
+            clocks = [k for k in (_timed(c).clocks for c in cases) if k is not None and k.sm_mhz_median
+                      and k.sm_mhz_min is not None and k.sm_mhz_max is not None]
             if len(clocks) == len(cases):
                 # What the card ran at while these times were taken: a FAIL on another machine
                 # can then say whether its card was in a slower state (issue 11).
-                tol["derivation"]["sm_mhz"] = {"median": _sig(statistics.median(k.sm_mhz_median for k in clocks), 4),
-                                               "min": min(k.sm_mhz_min for k in clocks), "max": max(k.sm_mhz_max for k in clocks)}
-            self.claims.append({"id": cid, "kind": "absolute", "scope": self.scope_same_hardware(),
-                                "case": self.selector(spec), "metric": "median_ms", "reference": _sig(ref), "tolerance": tol})
+                tol.derivation["sm_mhz"] = {"median": _sig(statistics.median(k.sm_mhz_median or 0.0 for k in clocks), 4),
+                                            "min": min(k.sm_mhz_min or 0.0 for k in clocks),
+                                            "max": max(k.sm_mhz_max or 0.0 for k in clocks)}
+            self.add(AbsoluteClaim(id=cid, scope=self.scope_same_hardware(), case=self.selector(spec), metric="median_ms",
+                                   reference=_sig(ref), tolerance=tol))
 
     def _unique(self, spec: CaseSpec) -> bool:
         return sum(1 for s in self.specs if s.backend == spec.backend and s.seq == spec.seq) == 1
@@ -313,32 +331,28 @@ class _Builder:
         return shapes
 
     def ratios(self) -> None:
-        from harness import stats
-
         for _key, backends in self._by_shape_any().items():
             for num, den in self.opts.ratio_pairs:
                 if num not in backends or den not in backends:
                     continue
                 a, b = backends[num], backends[den]
-                cis = [stats.hierarchical_ratio_ci(groups_of(x), groups_of(y), n_resamples=4000, seed=20240611)
+                cis = [stats.hierarchical_ratio_ci(groups_of(x), groups_of(y), n_resamples=stats.VERDICT_BOOTSTRAP.resamples,
+                                                    seed=stats.VERDICT_BOOTSTRAP.seed)
                        for x, y in zip(self.cases(a), self.cases(b))]
                 cid = f"ratio-{num}-{den}-s{a.seq}" + ("" if self._unique(a) else f"-{a.shape_key}")
                 got = self.numeric(cid, [(c.estimate, c.low, c.high) for c in cis], True, f"median({num}) / median({den}) per run")
                 if got is None:
                     continue
                 ref, tol = got
-                self.claims.append({"id": cid, "kind": "ratio", "scope": self.scope_family(),
-                                    "numerator": self.selector(a), "denominator": self.selector(b),
-                                    "reference": _sig(ref), "tolerance": tol})
+                self.add(RatioClaim(id=cid, scope=self.scope_family(), numerator=self.selector(a),
+                                    denominator=self.selector(b), reference=_sig(ref), tolerance=tol))
 
     def rankings(self) -> None:
-        from harness import stats
-
         floor_gap = 1.0 / (1.0 + self.opts.ranking_min_gap)
         for _key, backends in self._by_shape().items():
             if len(backends) < 2:
                 continue
-            ref_median = {b: statistics.median(c.timing.summary.median_ms for c in self.cases(s)) for b, s in backends.items()}
+            ref_median = {b: statistics.median(_timed(c).summary.median_ms for c in self.cases(s)) for b, s in backends.items()}
             order = sorted(backends, key=lambda b: ref_median[b])
             worst: dict[tuple[str, str], float] = {}
             needed: dict[tuple[str, str], float] = {}
@@ -349,7 +363,8 @@ class _Builder:
                 # between-machine spread is an ordering another machine may reverse (the H100
                 # audit: gaps of 0.05-0.3% made 5 of 7 honest runs fail a ranking).
                 if (x, y) not in worst:
-                    cis = [stats.hierarchical_ratio_ci(groups_of(cx), groups_of(cy), n_resamples=4000, seed=20240611)
+                    cis = [stats.hierarchical_ratio_ci(groups_of(cx), groups_of(cy), n_resamples=stats.VERDICT_BOOTSTRAP.resamples,
+                                                    seed=stats.VERDICT_BOOTSTRAP.seed)
                            for cx, cy in zip(self.cases(backends[x]), self.cases(backends[y]))]
                     worst[(x, y)] = max(c.high for c in cis)
                     ests = [c.estimate for c in cis]
@@ -376,16 +391,14 @@ class _Builder:
                 continue
             pairs = ", ".join(f"{x}/{y} {_sig(v, 4)}" for (x, y), v in worst.items()
                               if any(x in groups[i] and y in groups[i + 1] for i in range(len(groups) - 1)))
-            self.claims.append({
-                "id": cid, "kind": "ranking", "scope": self.scope_family(),
-                "shape": self.selector(spec, drop=("backend",)),
-                "order": [g[0] if len(g) == 1 else g for g in groups],
-                "rule": self.opts.ranking_rule,
-                "description": "backends fastest first; a bracketed group is a tie. Each kept pair was separated in every run "
+            self.add(RankingClaim(
+                id=cid, scope=self.scope_family(), shape=self.selector(spec, drop=("backend",)), order=groups,
+                rule=self.opts.ranking_rule,
+                description="backends fastest first; a bracketed group is a tie. Each kept pair was separated in every run "
                                "by more than the runs' own spread: largest upper CI bound of time(faster)/time(slower) "
                                f"over the {self.n_runs} runs: {pairs} (required below min(1/(1+{self.opts.ranking_min_gap:g}), "
-                               f"exp(-{self.opts.k:g} x the largest log deviation of a run's ratio from the runs' median)))",
-            })
+                            f"exp(-{self.opts.k:g} x the largest log deviation of a run's ratio from the runs' median)))",
+            ))
 
     def _series(self, timed: bool = True) -> dict[tuple, list[CaseSpec]]:
         series: dict[tuple, list[CaseSpec]] = {}
@@ -397,21 +410,19 @@ class _Builder:
     def scaling(self) -> None:
         for _key, specs in self._series().items():
             seqs = [s.seq for s in specs]
-            per_run = [scaling_exponent([groups_of(self.cases(s)[i]) for s in specs], seqs) for i in range(self.n_runs)]
+            per_run = [stats.scaling_exponent([groups_of(self.cases(s)[i]) for s in specs], seqs) for i in range(self.n_runs)]
             cid = f"scaling-{specs[0].backend}" + ("" if self._unique_series(specs[0]) else f"-{specs[0].shape_key}")
             got = self.numeric(cid, per_run, False, "exponent p of median time ~ S^p per run")
             if got is None:
                 continue
             ref, tol = got
-            self.claims.append({"id": cid, "kind": "scaling", "scope": self.scope_family(),
-                                "case": self.selector(specs[0], drop=("seq",)), "seqs": seqs,
-                                "reference": _sig(ref, 4), "tolerance": tol})
+            self.add(ScalingClaim(id=cid, scope=self.scope_family(), case=self.selector(specs[0], drop=("seq",)), seqs=seqs,
+                                  reference=_sig(ref, 4), tolerance=tol))
 
     def efficiency(self) -> None:
-        from artifact.claims import CEILING_METRICS
-
-        ceilings = [r.ceilings.get("matmul_tflops") if r.ceilings is not None else None for r in self.runs]
-        if any(c is None for c in ceilings):
+        found = [r.ceilings.get("matmul_tflops") if r.ceilings is not None else None for r in self.runs]
+        ceilings = [c for c in found if c is not None]
+        if len(ceilings) < len(found):
             self.not_claimed.append({"what": "efficiency claims", "why": "not every run measured its matmul ceiling "
                                      "(ceilings.json); run them with a harness that writes it"})
             return
@@ -419,7 +430,9 @@ class _Builder:
         for spec in self.timed_specs:
             per_run = []
             for case, ceil in zip(self.cases(spec), ceilings):
-                s, work = case.timing.summary, case.throughput.flops * 1e-9
+                if case.throughput is None:  # the harness writes throughput with every timing
+                    raise ArtifactError(f"case {case.case.case_id}: status ok but no throughput in its file; re-run the case")
+                s, work = _timed(case).summary, case.throughput.flops * 1e-9
                 per_run.append((work / s.median_ms / ceil.value, work / s.ci_high_ms / ceil.value,
                                 work / s.ci_low_ms / ceil.value))
             cid = f"eff-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}")
@@ -432,9 +445,9 @@ class _Builder:
             if got is None:
                 continue
             ref, tol = got
-            tol["rule"] = "point"
-            self.claims.append({"id": cid, "kind": "efficiency", "scope": self.scope_family(), "case": self.selector(spec),
-                                "ceiling": "matmul_tflops", "reference": _sig(ref, 4), "tolerance": tol})
+            tol.rule = "point"
+            self.add(EfficiencyClaim(id=cid, scope=self.scope_family(), case=self.selector(spec), ceiling="matmul_tflops",
+                                     reference=_sig(ref, 4), tolerance=tol))
 
     def _unique_series(self, spec: CaseSpec, timed: bool = True) -> bool:
         return sum(1 for k in self._series(timed) if k[1] == spec.backend) == 1
@@ -445,68 +458,65 @@ class _Builder:
             groups.setdefault((s.workload, s.backend, s.config is not None), []).append(s)
         return groups
 
-    def _multi_selector(self, specs: list[CaseSpec]) -> dict[str, Any]:
-        sel: dict[str, Any] = {}
-        for f in CASE_FIELDS:
-            vals = sorted({getattr(s, f) for s in specs}, key=lambda v: (type(v).__name__, v))
-            if f in self.defaults and f not in ("backend", "seq"):
-                continue
-            sel[f] = vals[0] if len(vals) == 1 else vals
-        return sel
+    def _multi_selector(self, specs: list[CaseSpec]) -> CaseSelector:
+        values = {f: sorted({getattr(s, f) for s in specs}, key=lambda v: (type(v).__name__, v)) for f in CASE_FIELDS}
+        return CaseSelector.of(values, given=tuple(f for f in CASE_FIELDS if self._written(f)))
 
     def correctness(self) -> None:
         for (_, backend, _cfg), specs in self._per_backend().items():
-            errs = [c.correctness.rel_error for s in specs for c in self.cases(s) if c.correctness is not None]
+            errs = [c.correctness.rel_error for s in specs for c in self.cases(s)
+                    if c.correctness is not None and c.correctness.rel_error is not None]
             if len(errs) < len(specs) * self.n_runs:
                 self.not_claimed.append({"what": f"correct-{backend}", "why": "some runs have no correctness record (--no-correctness)"})
                 continue
             worst = max(errs)
             bound = _sig(self.opts.correctness_factor * worst, 3) if worst > 0 else 1e-12
-            self.claims.append(self.portable({
-                "id": f"correct-{backend}", "kind": "correctness",
-                "cases": self._multi_selector(specs), "max_rel_error": bound,
-                "description": f"relative error vs float64 at most {bound:.3g}: {self.opts.correctness_factor:g} x the largest "
-                               f"error seen ({worst:.3g}) over {len(specs)} case(s) x {self.n_runs} runs with fresh random inputs",
-            }))
+            self.add(CorrectnessClaim(
+                id=f"correct-{backend}", scope=self.scope_portable(), required=self.portable_required,
+                cases=self._multi_selector(specs), max_rel_error=bound,
+                description=f"relative error vs float64 at most {bound:.3g}: {self.opts.correctness_factor:g} x the largest "
+                            f"error seen ({worst:.3g}) over {len(specs)} case(s) x {self.n_runs} runs with fresh random inputs",
+            ))
 
     def determinism(self) -> None:
         for (_, backend, _cfg), specs in self._per_backend().items():
-            keep, drop = [], []
+            keep: list[CaseSpec] = []
+            drop: list[CaseSpec] = []
             for s in specs:
                 reps = [c.correctness.bitwise_repeat if c.correctness else None for c in self.cases(s)]
                 (keep if all(r is True for r in reps) else drop).append(s)
             for s in drop:
                 self.not_claimed.append({"what": f"determinism of {s.case_id}", "why": "not bitwise-identical (or not checked) in every run"})
             if keep:
-                self.claims.append(self.portable({"id": f"determinism-{backend}", "kind": "determinism",
-                                                  "cases": self._multi_selector(keep),
-                                                  "description": f"bitwise-identical repeats in all {self.n_runs} runs"}))
+                self.add(DeterminismClaim(id=f"determinism-{backend}", scope=self.scope_portable(),
+                                          required=self.portable_required, cases=self._multi_selector(keep),
+                                          description=f"bitwise-identical repeats in all {self.n_runs} runs"))
 
     def memory(self) -> None:
         if not self.cuda:
             self.not_claimed.append({"what": "memory", "why": "no allocator statistics on the CPU"})
             return
         for spec in self.specs:
-            peaks = [c.memory.peak_allocated_bytes for c in self.cases(spec) if c.memory is not None]
-            if len(peaks) < self.n_runs or any(p is None for p in peaks):
+            peaks = [c.memory.peak_allocated_bytes for c in self.cases(spec)
+                     if c.memory is not None and c.memory.peak_allocated_bytes is not None]
+            if len(peaks) < self.n_runs:
                 continue
             bound = int(max(peaks) * (1 + self.opts.memory_margin))
-            self.claims.append({
-                "id": f"mem-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}"),
-                "kind": "memory", "scope": self.scope_same_hardware(), "case": self.selector(spec), "max_peak_bytes": bound,
-                "description": f"peak allocated at most (1 + {self.opts.memory_margin:g}) x the largest peak seen "
-                               f"({max(peaks)} bytes; per run {sorted(set(peaks))})",
-            })
+            self.add(MemoryBoundClaim(
+                id=f"mem-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}"),
+                scope=self.scope_same_hardware(), case=self.selector(spec), max_peak_bytes=bound,
+                description=f"peak allocated at most (1 + {self.opts.memory_margin:g}) x the largest peak seen "
+                            f"({max(peaks)} bytes; per run {sorted(set(peaks))})",
+            ))
         for _key, specs in self._series(timed=False).items():
             seqs = [s.seq for s in specs]
             exps = []
             for i in range(self.n_runs):
-                peaks = [self.cases(s)[i].memory.peak_allocated_bytes if self.cases(s)[i].memory else None for s in specs]
-                if any(p is None for p in peaks):
+                mems = [self.cases(s)[i].memory for s in specs]
+                growth = [m.peak_allocated_bytes for m in mems if m is not None and m.peak_allocated_bytes is not None]
+                if len(growth) < len(specs):
                     break
-                from artifact.claims import loglog_slope
-
-                exps.append(float(loglog_slope(np.array(seqs), np.array(peaks, dtype=float))))
+                exps.append(float(stats.loglog_slope(np.array(seqs), np.array(growth, dtype=float))))
             if len(exps) < self.n_runs:
                 continue
             cid = f"memgrowth-{specs[0].backend}" + ("" if self._unique_series(specs[0], timed=False) else f"-{specs[0].shape_key}")
@@ -514,37 +524,30 @@ class _Builder:
             if got is None:
                 continue
             ref, tol = got
-            tol["rule"] = "point"  # a peak is one reading, there is no CI
-            self.claims.append(self.portable({"id": cid, "kind": "memory",
-                                              "case": self.selector(specs[0], drop=("seq",)), "seqs": seqs,
-                                              "reference": _sig(ref, 4), "tolerance": tol}))
+            tol.rule = "point"  # a peak is one reading, there is no CI
+            self.add(MemoryGrowthClaim(id=cid, scope=self.scope_portable(), required=self.portable_required,
+                                       case=self.selector(specs[0], drop=("seq",)), seqs=seqs, reference=_sig(ref, 4),
+                                       tolerance=tol))
 
     def environment(self) -> None:
         locks = [r.env.lock or {} for r in self.runs]
         tf32_off = all(not l.get("matmul_allow_tf32", True) and not l.get("cudnn_allow_tf32", True) for l in locks)
         determ = all(l.get("deterministic_algorithms") and l.get("cudnn_deterministic") for l in locks)
         fill_off = all(l.get("fill_uninitialized_memory") is False for l in locks)
-        require: dict[str, Any] = {}
-        if tf32_off:
-            require["tf32_off"] = True
-        if determ:
-            require["deterministic"] = True
-        if fill_off:
-            require["fill_off"] = True
-        if require:
+        if tf32_off or determ or fill_off:
             what = ", ".join(w for w, on in (("TF32 off", tf32_off), ("deterministic algorithms on", determ),
                                              ("no NaN fill while timing", fill_off)) if on)
-            self.claims.append({"id": "env-numerics", "kind": "environment", "scope": self.scope_portable(), "require": require,
-                                "description": f"the numerics lock of every reference run: {what}"})
+            self.add(EnvironmentClaim(id="env-numerics", scope=self.scope_portable(), tf32_off=tf32_off or None,
+                                      deterministic=determ or None, fill_off=fill_off or None,
+                                      description=f"the numerics lock of every reference run: {what}"))
         else:
             self.not_claimed.append({"what": "env-numerics", "why": "the reference runs did not all have TF32 off and determinism on"})
         if self.cuda:
-            drivers = [r.env.nvidia_driver_version for r in self.runs]
-            if all(drivers):
-                lowest = min(drivers, key=lambda v: tuple(int(p) for p in v.split(".") if p.isdigit()))  # type: ignore[union-attr]
-                self.claims.append({"id": "env-driver", "kind": "environment", "scope": self.scope_portable(),
-                                    "require": {"min_nvidia_driver": lowest},
-                                    "description": "the lowest NVIDIA driver among the reference runs; not validated below it"})
+            drivers = [r.env.nvidia_driver_version for r in self.runs if r.env.nvidia_driver_version]
+            if len(drivers) == len(self.runs):
+                lowest = min(drivers, key=lambda v: tuple(int(p) for p in v.split(".") if p.isdigit()))
+                self.add(EnvironmentClaim(id="env-driver", scope=self.scope_portable(), min_nvidia_driver=lowest,
+                                          description="the lowest NVIDIA driver among the reference runs; not validated below it"))
 
     # -- the file
     def options(self) -> dict[str, Any]:
@@ -581,7 +584,7 @@ class _Builder:
     def document(self, folders: list[Path]) -> dict[str, Any]:
         env = self.runs[0].env
         return {
-            "schema_version": REFERENCE_SCHEMA_VERSION,
+            "schema_version": REFERENCE_VERSION,
             "kind": "reference",
             "name": self.opts.name,
             "description": self.opts.description or f"derived from {self.n_runs} runs on {self.n_machines} machine(s)",
@@ -690,7 +693,7 @@ def narrow_family_claims(doc: dict[str, Any], opts: DeriveOptions) -> None:
             ref = load_reference(path)
         for claim in ref.claims:
             verdicts[claim.id] = [(v.status, v.missing) for v in (claim.judge(e) for e in evidence)]
-    models = sorted({e.env.gpu.name for e in evidence if e.env.gpu})
+    models = sorted({e.env.gpu.name for e in evidence if e.env.gpu and e.env.gpu.name})
     for c in family:
         judged = [st for st, missing in verdicts.get(c["id"], []) if not missing]
         note_to = c.setdefault("tolerance", {}).setdefault("derivation", {}) if "tolerance" in c else c

@@ -17,8 +17,9 @@ from typing import Any, Optional
 
 from artifact import __version__
 from artifact.errors import ArtifactError
+from artifact.folder import load_run_info, write_run_info
 from artifact.gitinfo import git_info
-from artifact.runinfo import Attempt, RunInfo, host_facts, load_run_info, run_cost, write_run_info
+from artifact.runinfo import Attempt, RunInfo, host_facts, run_cost
 from harness.storage import CASES_DIR, ENV_FILE, utc_now
 
 EXIT_TIMEOUT = 124  # as coreutils' timeout

@@ -16,20 +16,16 @@ from pathlib import Path
 from typing import Optional
 
 from artifact import plots
-from artifact.claims import FAIL, PASS, SKIP, ResultSet, groups_of
+from artifact.claims import FAIL, PASS, SKIP, RankingClaim
 from artifact.errors import ArtifactError
+from artifact.folder import ResultSet, groups_of
 from artifact.reference import Peak, Reference
-from artifact.verdict import Verdict, hardware_of, to_markdown
+from artifact.textfmt import env_hardware, num
+from artifact.verdict import Verdict, to_markdown
 from harness import storage
 from harness.records import CaseResult, CaseSpec
 
 REPORT_MD = "report.md"
-
-
-def _n(x: Optional[float], digits: int = 4) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.{digits}g}"
 
 
 def _family(spec: CaseSpec) -> tuple:
@@ -77,7 +73,7 @@ def peaks_for(results: ResultSet, reference: Optional[Reference], dtype: str) ->
     if reference is None:
         return Peaks(None, None, "no reference file given (--reference) to take measured peaks from")
     if not reference.hardware.matches(results.env):
-        return Peaks(None, None, f"the reference's peaks were measured on {reference.hardware.describe()}, not on {hardware_of(results)}")
+        return Peaks(None, None, f"the reference's peaks were measured on {reference.hardware.describe()}, not on {env_hardware(results.env)}")
     t, g = reference.hardware.peak("tflops", dtype), reference.hardware.peak("gbps")
     why = "" if t and g else f"the reference lists no measured {'TFLOP/s' if not t else 'GB/s'} peak for {dtype}"
     return Peaks(t, g, why)
@@ -119,12 +115,12 @@ def _results_table(cases: list[CaseResult], peaks: Peaks) -> list[str]:
         mem = c.memory.peak_allocated_bytes if c.memory else None
         corr = c.correctness
         lines.append(
-            f"| {c.case.backend} | {c.case.seq} | {_n(s.median_ms)} | [{_n(s.ci_low_ms)}, {_n(s.ci_high_ms)}] | "
+            f"| {c.case.backend} | {c.case.seq} | {num(s.median_ms)} | [{num(s.ci_low_ms)}, {num(s.ci_high_ms)}] | "
             f"{100 * s.rel_halfwidth:.2f} | {s.n_samples} x {s.n_repetitions} | {'yes' if s.converged else 'no'} | "
-            f"{_n(tp.tflops) if tp else '-'} | {pt} | {_n(tp.gbps) if tp else '-'} | {pg} | {ai} | "
+            f"{num(tp.tflops) if tp else '-'} | {pt} | {num(tp.gbps) if tp else '-'} | {pg} | {ai} | "
             f"{f'{100 * tp.tflops / roof:.1f}%' if roof and tp else '-'} | {_clock_text(c)} | "
-            f"{_n(corr.rel_error, 2) if corr else '-'} | {('yes' if corr.bitwise_repeat else 'no') if corr else '-'} | "
-            f"{_n(mem / 2**20) if mem is not None else '-'} |"
+            f"{num(corr.rel_error, 2) if corr else '-'} | {('yes' if corr.bitwise_repeat else 'no') if corr else '-'} | "
+            f"{num(mem / 2**20) if mem is not None else '-'} |"
         )
     return lines
 
@@ -141,12 +137,12 @@ def _census_table(cases: list[CaseResult]) -> list[str]:
             if why:
                 rows.append(f"| {c.case.backend} | {c.case.seq} | not taken: {why} | | | | |")
             continue
-        acts = "; ".join(f"{short_name(e.name, 70)} x{e.launches_per_call:g} ({_n(e.ms_per_call * 1e3, 3)} us)"
+        acts = "; ".join(f"{short_name(e.name, 70)} x{e.launches_per_call:g} ({num(e.ms_per_call * 1e3, 3)} us)"
                          for e in cen.entries[:4]) + (f"; +{len(cen.entries) - 4} more" if len(cen.entries) > 4 else "")
         lock = {True: "no", False: "YES: " + "; ".join(cen.differences[:2]), None: "-"}[cen.matches_unlocked]
         clocks = f"{cen.sm_mhz}" if cen.sm_mhz else "-"
-        rows.append(f"| {c.case.backend} | {c.case.seq} | {acts} | {_n(cen.ms_per_call)} | "
-                    f"{_n(cen.share_of_median, 3) if cen.share_of_median is not None else '-'} | {lock} | {clocks} / {_clock_text(c)} |")
+        rows.append(f"| {c.case.backend} | {c.case.seq} | {acts} | {num(cen.ms_per_call)} | "
+                    f"{num(cen.share_of_median, 3) if cen.share_of_median is not None else '-'} | {lock} | {clocks} / {_clock_text(c)} |")
     if not rows:
         return []
     return ["What ran in each timed call (kernel census: one profiled CUDA-graph replay; on the CPU, the ATen operators) "
@@ -168,10 +164,11 @@ def _candidate_table(cases: list[CaseResult]) -> list[str]:
     for cand in sorted(cands, key=lambda c: c.case.seq):
         for lib in sorted((c for c in ok if c.case.workload == "sdpa" and c.case.seq == cand.case.seq),
                           key=lambda c: c.case.backend):
-            ci = stats.hierarchical_ratio_ci(groups_of(cand), groups_of(lib), n_resamples=4000, seed=20240611)
-            word = "faster" if ci.high < 1.0 else ("slower" if ci.low > 1.0 else "no detectable difference")
-            rows.append(f"| {cand.case.seq} | {cand.case.backend} | {lib.case.backend} | {_n(ci.estimate)} | "
-                        f"[{_n(ci.low)}, {_n(ci.high)}] | {word} |")
+            ci = stats.hierarchical_ratio_ci(groups_of(cand), groups_of(lib), n_resamples=stats.VERDICT_BOOTSTRAP.resamples,
+                                            seed=stats.VERDICT_BOOTSTRAP.seed)
+            word = stats.direction(ci.low, ci.high)
+            rows.append(f"| {cand.case.seq} | {cand.case.backend} | {lib.case.backend} | {num(ci.estimate)} | "
+                        f"[{num(ci.low)}, {num(ci.high)}] | {word} |")
     return ["The candidate against every library backend at the same S (time of the candidate over the backend's; "
             "\"faster\" only when the whole 95% CI of the ratio is below 1):", "",
             "| S | candidate | backend | ratio | 95% CI | verdict |", "|---|---|---|---|---|---|", *rows, ""]
@@ -192,8 +189,9 @@ def _ratios_table(cases: list[CaseResult]) -> tuple[list[str], dict[int, tuple]]
         ranked = sorted(by_seq[seq], key=lambda c: c.timing.summary.median_ms)
         fastest = ranked[0]
         for other in ranked[1:]:
-            ci = stats.hierarchical_ratio_ci(groups_of(other), groups_of(fastest), n_resamples=4000, seed=20240611)
-            lines.append(f"| {seq} | {fastest.case.backend} | {other.case.backend} | {_n(ci.estimate)} | [{_n(ci.low)}, {_n(ci.high)}] |")
+            ci = stats.hierarchical_ratio_ci(groups_of(other), groups_of(fastest), n_resamples=stats.VERDICT_BOOTSTRAP.resamples,
+                                            seed=stats.VERDICT_BOOTSTRAP.seed)
+            lines.append(f"| {seq} | {fastest.case.backend} | {other.case.backend} | {num(ci.estimate)} | [{num(ci.low)}, {num(ci.high)}] |")
             if other is ranked[1]:
                 best[seq] = (fastest, other, ci)
         if len(ranked) == 1:
@@ -224,7 +222,7 @@ def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> 
     for backend, cs in by_backend.items():
         at = {c.case.seq: c.throughput.tflops if c.throughput else None for c in cs}
         bars.append((backend, [at.get(s) for s in seqs]))
-    ref = (peaks.tflops.value, f"measured peak {_n(peaks.tflops.value)}") if peaks.tflops else None
+    ref = (peaks.tflops.value, f"measured peak {num(peaks.tflops.value)}") if peaks.tflops else None
     name = f"tflops-vs-peak-{slug}.svg"
     storage.atomic_write_text(out_dir / name, plots.bar_chart(
         [str(s) for s in seqs], bars, title=f"Achieved TFLOP/s ({_family_name(key)})", x_label="sequence length S",
@@ -238,7 +236,7 @@ def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> 
         storage.atomic_write_text(out_dir / name, plots.roofline(
             points, compute_roof=peaks.tflops.value, bandwidth_roof=peaks.gbps.value,
             title=f"Roofline ({_family_name(key)})",
-            compute_label=f"{_n(peaks.tflops.value)} {peaks.tflops.unit}", bandwidth_label=f"{_n(peaks.gbps.value)} {peaks.gbps.unit}"))
+            compute_label=f"{num(peaks.tflops.value)} {peaks.tflops.unit}", bandwidth_label=f"{num(peaks.gbps.value)} {peaks.gbps.unit}"))
         made.append((name, f"Roofline: each case at its arithmetic intensity under the card's roofs ({peaks.tflops.source}; "
                            f"{peaks.gbps.source}); the table's \"% of roof\" is each point's distance to the roof."))
     return made
@@ -251,7 +249,7 @@ def _environment(results: ResultSet) -> list[str]:
     rows = [
         ("device", env.device),
         ("GPU", f"{env.gpu.name} (compute capability {env.gpu.compute_capability}, {env.gpu.sm_count} SMs, "
-                f"{_n((env.gpu.memory_bytes or 0) / 2**30)} GiB)" if env.gpu else "-"),
+                f"{num((env.gpu.memory_bytes or 0) / 2**30)} GiB)" if env.gpu else "-"),
         ("NVIDIA driver", env.nvidia_driver_version or f"- ({env.unavailable.get('nvidia_driver_version', 'not recorded')})"),
         ("CUDA version the driver supports", env.cuda_driver_version or "-"),
         ("CUDA runtime loaded", env.cuda_runtime_version or "-"),
@@ -274,12 +272,11 @@ def _environment(results: ResultSet) -> list[str]:
 
 
 def _container_item(results: ResultSet) -> tuple[bool, str]:
-    run = results.run or {}
-    image = run.get("image") or {}
-    if run.get("runtime") == "docker" and image.get("id"):
-        return True, f"ran in the pinned image {image.get('ref', '')} ({str(image['id'])[:19]}), per run.json"
-    if run:
-        return False, f"ran with runtime {run.get('runtime')} ({run.get('runtime_reason', 'no reason recorded')}), per run.json"
+    run = results.run
+    if run is not None and run.runtime == "docker" and run.image is not None and run.image.id:
+        return True, f"ran in the pinned image {run.image.ref} ({run.image.id[:19]}), per run.json"
+    if run is not None:
+        return False, f"ran with runtime {run.runtime} ({run.runtime_reason or 'no reason recorded'}), per run.json"
     inside = {True: "in a container", False: "not in a container", None: "unknown whether in a container"}[results.env.in_container]
     return False, f"no run.json (not launched by `artifact run`): the pinned image is not recorded; env.json says {inside}"
 
@@ -336,16 +333,16 @@ def _paragraph(results: ResultSet, families: dict[tuple, list[CaseResult]], best
             tied = second is not None and ci.low <= 1.0
             lead = (f"{fastest.case.backend} and {second.case.backend} were the fastest, indistinguishable at this precision"
                     if tied else f"the fastest backend was {fastest.case.backend}")
-            text = (f"at S={seq} {lead}; {fastest.case.backend} had a median of {_n(s.median_ms)} ms "
-                    f"(95% CI {_n(s.ci_low_ms)}-{_n(s.ci_high_ms)} ms, {s.n_samples} samples in {s.n_repetitions} repetition(s))")
+            text = (f"at S={seq} {lead}; {fastest.case.backend} had a median of {num(s.median_ms)} ms "
+                    f"(95% CI {num(s.ci_low_ms)}-{num(s.ci_high_ms)} ms, {s.n_samples} samples in {s.n_repetitions} repetition(s))")
             if second is not None:
-                text += (f"; {second.case.backend} took {_n(ci.estimate)}x as long "
-                         f"(95% CI of the ratio of medians {_n(ci.low)}-{_n(ci.high)})")
+                text += (f"; {second.case.backend} took {num(ci.estimate)}x as long "
+                         f"(95% CI of the ratio of medians {num(ci.low)}-{num(ci.high)})")
             if fastest.throughput is not None:
-                text += f"; it reached {_n(fastest.throughput.tflops, 3)} TFLOP/s"
+                text += f"; it reached {num(fastest.throughput.tflops, 3)} TFLOP/s"
                 pk = peaks_by_family[key].tflops
                 if pk is not None:
-                    text += f", {100 * fastest.throughput.tflops / pk.value:.1f}% of the measured {_n(pk.value)} {pk.unit} peak"
+                    text += f", {100 * fastest.throughput.tflops / pk.value:.1f}% of the measured {num(pk.value)} {pk.unit} peak"
             parts.append(text)
         sentences.append(f"For {_family_name(key)} ({method}), " + "; ".join(parts) + ".")
     tail = ""
@@ -359,19 +356,19 @@ def _paragraph(results: ResultSet, families: dict[tuple, list[CaseResult]], best
 # --------------------------------------------------------------------------- the report
 def _cost(results: ResultSet, verdict: Optional[Verdict], gpu_hour_price: Optional[float]) -> list[str]:
     """What this reproduction cost, from run.json (the launcher's per-phase times) and the check."""
-    cost = (results.run or {}).get("cost") if isinstance(results.run, dict) else None
-    if not isinstance(cost, dict):
+    cost = results.run.cost if results.run is not None else None
+    if cost is None:
         return ["No run.json with a cost (the folder was not produced by `artifact run`): the time per phase is in "
                 "each case's `phases_s`.", ""]
-    phases = cost.get("phases_s") or {}
-    wall, gpus, gpu_s = cost.get("wall_s"), cost.get("gpus", 0), cost.get("gpu_seconds", 0.0)
+    phases = cost.phases_s
+    wall, gpus, gpu_s = cost.wall_s, cost.gpus, cost.gpu_seconds
     lines = ["| phase | wall s |", "|---|---|"]
-    lines += [f"| {name} | {_n(secs, 3)} |" for name, secs in sorted(phases.items(), key=lambda kv: -kv[1])]
-    lines.append(f"| **the run** | **{_n(wall, 4)}** |")
+    lines += [f"| {name} | {num(secs, 3)} |" for name, secs in sorted(phases.items(), key=lambda kv: -kv[1])]
+    lines.append(f"| **the run** | **{num(wall, 4)}** |")
     check_s = verdict.wall_s if verdict is not None and verdict.wall_s is not None else None
     if check_s is not None:
-        lines.append(f"| the check (host, no GPU) | {_n(check_s, 3)} |")
-    text = (f"The run held {gpus} GPU(s): {_n(gpu_s, 4)} GPU-seconds ({_n(gpu_s / 3600, 3)} GPU-hours)"
+        lines.append(f"| the check (host, no GPU) | {num(check_s, 3)} |")
+    text = (f"The run held {gpus} GPU(s): {num(gpu_s, 4)} GPU-seconds ({num(gpu_s / 3600, 3)} GPU-hours)"
             + (f"; at {gpu_hour_price:g} per GPU-hour that is {gpu_s / 3600 * gpu_hour_price:.4f}." if gpu_hour_price is not None and gpus
                else "." if gpus else "; on the CPU, no GPU time.")
             + " Building the image is not part of a run: cached it takes seconds, cold minutes (bench/image_build.md).")
@@ -386,7 +383,7 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
     for c in sorted(results.cases, key=lambda c: (c.case.backend, c.case.seq)):
         families[_family(c.case)].append(c)
     lines = [
-        f"# Benchmark report: {hardware_of(results)}",
+        f"# Benchmark report: {env_hardware(results.env)}",
         "",
         f"Results folder `{results.folder}` ({manifest_note}); environment recorded {results.env.created_at}; "
         f"harness {results.env.harness_version}.",
@@ -403,9 +400,9 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
         lines += _results_table(cases, peaks)
         notes = []
         if peaks.tflops:
-            notes.append(f"Peak TFLOP/s: {_n(peaks.tflops.value)} {peaks.tflops.unit}, measured ({peaks.tflops.source}).")
+            notes.append(f"Peak TFLOP/s: {num(peaks.tflops.value)} {peaks.tflops.unit}, measured ({peaks.tflops.source}).")
         if peaks.gbps:
-            notes.append(f"Peak GB/s: {_n(peaks.gbps.value)} {peaks.gbps.unit}, measured ({peaks.gbps.source}).")
+            notes.append(f"Peak GB/s: {num(peaks.gbps.value)} {peaks.gbps.unit}, measured ({peaks.gbps.source}).")
         if peaks.why_missing:
             notes.append(f"Share of peak not shown: {peaks.why_missing}.")
         lines += ["", *notes, ""]
@@ -452,7 +449,7 @@ def expected_results_markdown(reference: Reference) -> str:
     for c in reference.claims:
         tol = getattr(c, "tolerance", None)
         how = tol.describe() if tol is not None else _HOW.get(c.kind, "")
-        if c.kind == "ranking":
+        if isinstance(c, RankingClaim):
             how = ("the 95% CI of each adjacent ratio of medians below 1" if c.rule == "significant"
                    else "each adjacent ratio of medians below 1 (point estimates)")
         if tol is not None and isinstance(tol.derivation, dict) and "runs" in tol.derivation:

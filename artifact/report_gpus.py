@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from artifact import plots
-from artifact.report import _family, _family_name, _family_slug, _n
+from artifact.report import _family, _family_name, _family_slug
+from artifact.textfmt import num as _n
 from harness import storage
 
 REPORT_GPUS_MD = "report-gpus.md"

@@ -1,11 +1,12 @@
-"""Reading a results folder for judging (torch-free).
+"""Checking the records of a results folder before they are judged (torch-free).
 
 Two rules make a verdict about the folder and about nothing else:
 
 - What is read is what was verified. The manifest is the folder's table of contents: every file
   it lists must be a plain file inside the folder with the listed sha256 (harness.storage
   verify_manifest refuses '..', absolute paths, symbolic links, hidden and special files), and
-  only the files it lists are read: env.json, ceilings.json, run.json and cases/<case_id>.json.
+  only the files it lists are read: env.json, ceilings.json, run.json and cases/<case_id>.json
+  (artifact/folder.py reads them and calls the checks here).
 - What is judged is recomputed from the raw samples. A case's TimingSummary and Throughput are
   derived data; they are recomputed here with the harness's own statistics
   (harness.stats.summarize_repetitions, same seed), the judges read the recomputed ones, and a
@@ -19,17 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-from artifact.claims import ResultSet
 from artifact.errors import ArtifactError
 from harness import stats, storage
-from harness.errors import HarnessError
 from harness.plan import TimingConfig
-from harness.records import CaseResult, Timing, TimingSummary, load_json, load_record
+from harness.records import CaseResult, CaseSpec, CeilingsRecord, Throughput, Timing, TimingSummary
 
-RUN_FILE = "run.json"
 DEFAULT_BOOTSTRAP_SEED = TimingConfig().seed  # what runs before schema 3 used (the plans never set another)
 BOOTSTRAP_RESAMPLES = 10_000  # as harness.runner (summarize_repetitions' default)
 # No plan takes more (plan.MAX_SAMPLES x plan.MAX_REPEATS); more is not a harness case.
@@ -47,44 +44,6 @@ _ELEM_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 
 def _refuse(where: str, problem: str) -> ArtifactError:
     return ArtifactError(f"{where}: {problem}; re-run the benchmark, do not edit results")
-
-
-# --------------------------------------------------------------------------- the folder
-def load_results(folder: Path | str) -> tuple[ResultSet, str]:
-    """Hash-check a results folder and read what its manifest lists. Any problem is an
-    ArtifactError (exit 2): a tampered, truncated, missing or unlisted result never reaches a judge."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ArtifactError(f"{folder}: results folder not found; give the --out folder of a harness run")
-    manifest_path = folder / storage.MANIFEST_FILE
-    if not manifest_path.exists() and not manifest_path.is_symlink():
-        raise ArtifactError(f"{manifest_path}: missing; the run did not finish or this is not a results folder (re-run it)")
-    try:
-        problems = storage.verify_manifest(folder)
-    except HarnessError as exc:
-        raise ArtifactError(f"{exc}; re-run the benchmark") from None
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ArtifactError(f"{folder}: manifest check failed: {problems[0]}{more}; re-run the benchmark, do not edit results")
-    manifest = load_record(manifest_path, storage.Manifest)
-    listed = sorted(rel for rel in manifest.files if not storage.is_derived(rel))
-    if storage.ENV_FILE not in listed:
-        raise ArtifactError(f"{folder / storage.ENV_FILE}: not listed in manifest.json; not a complete results folder (re-run it)")
-    env = storage.load_env(folder)
-    case_files = [rel for rel in listed if rel.startswith(storage.CASES_DIR + "/") and rel.count("/") == 1
-                  and rel.endswith(".json")]
-    cases = [check_case(load_record(folder / rel, CaseResult), rel) for rel in case_files]
-    if not cases:
-        raise ArtifactError(f"{folder / storage.CASES_DIR}: no case results; the run produced nothing to check")
-    ceilings = storage.load_ceilings(folder) if storage.CEILINGS_FILE in listed else None
-    if ceilings is not None:
-        check_ceilings(ceilings)
-    run: Optional[dict[str, Any]] = None
-    if RUN_FILE in listed:
-        data = load_json(folder / RUN_FILE)
-        run = data if isinstance(data, dict) else None
-    note = f"{len(manifest.files)} files match manifest.json; summaries recomputed from the raw samples"
-    return ResultSet(folder=str(folder), env=env, cases=cases, run=run, ceilings=ceilings), note
 
 
 # --------------------------------------------------------------------------- one case
@@ -157,7 +116,7 @@ def _compare_summary(stored: TimingSummary, fresh: TimingSummary, rel: str) -> N
                       f"([{fresh.ci_low_ms:.6g}, {fresh.ci_high_ms:.6g}])")
 
 
-def check_ceilings(record: Any) -> None:
+def check_ceilings(record: CeilingsRecord) -> None:
     """A ceiling's value is derived from its work and median time (rounded to 4 significant
     digits by the harness): one that disagrees was edited, and would shift every efficiency share."""
     for i, c in enumerate(record.ceilings):
@@ -170,7 +129,7 @@ def check_ceilings(record: Any) -> None:
                                             f"({c.work / c.median_ms / per:.6g})")
 
 
-def attention_work(workload: str, spec: Any) -> Optional[tuple[float, float]]:
+def attention_work(workload: str, spec: CaseSpec) -> Optional[tuple[float, float]]:
     """(FLOP, bytes) of one call of the attention workloads, as harness.workloads.sdpa computes
     them (torch-free copy; tests/artifact/test_results.py checks they agree), or None for a
     workload this checker does not know."""
@@ -183,8 +142,9 @@ def attention_work(workload: str, spec: Any) -> Optional[tuple[float, float]]:
     return flops, nbytes
 
 
-def _check_throughput(case: CaseResult, rel: str) -> Any:
+def _check_throughput(case: CaseResult, rel: str) -> Throughput:
     t = case.throughput
+    assert t is not None and case.timing is not None  # check_case calls it only then
     work = attention_work(case.case.workload, case.case)
     if work is not None:
         for name, want in zip(("flops", "bytes"), work):
@@ -192,7 +152,7 @@ def _check_throughput(case: CaseResult, rel: str) -> Any:
                 raise _refuse(f"{rel}: throughput.{name}", f"{getattr(t, name):.6g} is not the work of this shape ({want:.6g})")
     if not (t.flops > 0 and t.bytes > 0):
         raise _refuse(f"{rel}: throughput", "work must be positive")
-    sec = case.timing.summary.median_ms / 1e3  # type: ignore[union-attr]
+    sec = case.timing.summary.median_ms / 1e3
     fresh = replace(t, tflops=t.flops / sec / 1e12, gbps=t.bytes / sec / 1e9)
     for name in ("tflops", "gbps"):
         if not _close(getattr(t, name), getattr(fresh, name), 1e-6):

@@ -1,4 +1,5 @@
-"""run.json: how a results folder was produced, written by the host after every launch.
+"""run.json's record: how a results folder was produced, written by the host after every launch
+(artifact/folder.py reads and writes it with the rest of the folder).
 
 The harness writes what it measured (env.json, cases/, manifest.json); run.json adds what only
 the host knows: the launcher and its arguments, which runtime ran and why, the image and its
@@ -15,16 +16,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from artifact.docker_engine import EngineInfo
-from artifact.errors import ArtifactError
 from artifact.gitinfo import GitInfo
 from artifact.image import ImageInfo
+from harness import versions
 from harness.errors import RecordError
 from harness.lockcheck import PackageLock
-from harness.records import SCHEMA_VERSION, load_record
-from harness.storage import write_manifest, write_record
 
-RUN_FILE = "run.json"
-KIND_RUN = "run"
+KIND_RUN = "run"  # run.json; its version and format history: harness/versions.py
 
 STATUSES = ("completed", "interrupted", "timeout", "failed")
 
@@ -105,7 +103,7 @@ class RunInfo:
     # lock (image.lock) and env.json has the check made inside the container.
     package_lock: Optional[PackageLock] = None
     cost: Optional[RunCost] = None  # per phase, all attempts together
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = versions.current(KIND_RUN)
     kind: str = KIND_RUN
 
 
@@ -116,22 +114,3 @@ def host_facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
     }
-
-
-def load_run_info(out: Path | str) -> Optional[RunInfo]:
-    """The folder's run.json, None if it has none; a damaged one is an error naming the file."""
-    path = Path(out) / RUN_FILE
-    if not path.exists():
-        return None
-    try:
-        return load_record(path, RunInfo)
-    except RecordError as exc:
-        raise ArtifactError(f"{exc}; move the folder aside and start a new --out") from None
-
-
-def write_run_info(out: Path | str, info: RunInfo) -> Path:
-    """Write run.json atomically, then re-hash the folder so the manifest covers it."""
-    path = Path(out) / RUN_FILE
-    write_record(path, info)
-    write_manifest(out)
-    return path

@@ -26,11 +26,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
+from artifact import folder
 from artifact.errors import ArtifactError
-from harness import storage
-from harness.records import SCHEMA_VERSION
+from artifact.folder import ResultSet
+from harness import storage, versions
 
 KIND_SHARDED = "sharded_run"
 MODES = ("shard", "each-gpu")
@@ -62,7 +63,7 @@ class ShardedRun:
     started_at: str
     finished_at: str
     wall_s: float
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = versions.current(KIND_SHARDED)
     kind: str = KIND_SHARDED
 
     @property
@@ -196,8 +197,8 @@ def _write(out: Path, mode: str, executor: str, records: list[ShardRecord], conc
     run = ShardedRun(mode=mode, executor=executor, shards=records, concurrent=concurrent, concurrency_note=note,
                      argv=list(argv), started_at=started, finished_at=storage.utc_now(),
                      wall_s=round(time.monotonic() - t0, 3))
-    storage.write_record(out / "run.json", run)
-    storage.write_manifest(out)
+    storage.write_record(out / folder.RUN_FILE, run)
+    folder.write_manifest(out)
     return run
 
 
@@ -211,8 +212,8 @@ def write_slurm(out: Path, outcome: object, argv: list[str], started: str, t0: f
 
 
 # --------------------------------------------------------------------------- reading one back
-def is_sharded(folder: Path) -> bool:
-    run = folder / "run.json"
+def is_sharded(path: Path) -> bool:
+    run = path / folder.RUN_FILE
     if not run.is_file():
         return False
     try:
@@ -224,45 +225,42 @@ def is_sharded(folder: Path) -> bool:
     return isinstance(data, dict) and data.get("kind") == KIND_SHARDED
 
 
-def load(folder: Path) -> tuple[ShardedRun, list[tuple[str, Any, str]]]:
+def load(top: Path) -> tuple[ShardedRun, list[tuple[str, ResultSet, str]]]:
     """The sharded run's record and the result sets to judge: one merged set (split shards) or one
     per shard (each-gpu). The top manifest must cover everything; each shard's own must hold."""
-    from artifact.results import load_results
     from harness.records import load_record
 
-    problems = storage.verify_manifest(folder)
+    problems = folder.verify_manifest(top)
     if problems:
-        raise ArtifactError(f"{folder}: manifest check failed: {problems[0]}; re-run, do not edit results")
-    run = load_record(folder / "run.json", ShardedRun)
+        raise ArtifactError(f"{top}: manifest check failed: {problems[0]}; re-run, do not edit results")
+    run = load_record(top / folder.RUN_FILE, ShardedRun)
     if run.mode not in MODES:
-        raise ArtifactError(f"{folder / 'run.json'}: mode {run.mode!r} is not one of {', '.join(MODES)}")
+        raise ArtifactError(f"{top / folder.RUN_FILE}: mode {run.mode!r} is not one of {', '.join(MODES)}")
     sets = []
     for s in run.shards:
-        sub = folder / s.folder
+        sub = top / s.folder
         if not (sub / storage.MANIFEST_FILE).is_file():
             continue  # a shard that never started leaves nothing to judge; run.json says why
-        sets.append((s.folder, *load_results(sub)))
+        sets.append((s.folder, *folder.load_results(sub)))
     if not sets:
-        raise ArtifactError(f"{folder}: no shard produced results ({'; '.join(s.error or s.status for s in run.shards)})")
+        raise ArtifactError(f"{top}: no shard produced results ({'; '.join(s.error or s.status for s in run.shards)})")
     if run.mode == "each-gpu":
         return run, sets
-    return run, [("merged", merge([rs for _, rs, _ in sets], folder), f"{len(sets)} shards merged; " + sets[0][2])]
+    return run, [("merged", merge([rs for _, rs, _ in sets], top), f"{len(sets)} shards merged; " + sets[0][2])]
 
 
-def merge(sets: list, folder: Path):  # noqa: ANN001, ANN201 - ResultSet in and out
+def merge(sets: list[ResultSet], top: Path) -> ResultSet:
     """One result set from split shards of one plan: the cases of all of them, the environment
     and ceilings of the first (every shard must have run on the same GPU model)."""
-    from artifact.claims import ResultSet
-
     first = sets[0]
 
-    def model(rs) -> tuple:  # noqa: ANN001
+    def model(rs: ResultSet) -> tuple[str, Optional[str], Optional[str]]:
         return (rs.env.device, rs.env.gpu.name if rs.env.gpu else None,
                 rs.env.gpu.compute_capability if rs.env.gpu else None)
 
     others = {model(rs) for rs in sets}
     if len(others) > 1:
-        raise ArtifactError(f"{folder}: its shards ran on different hardware ({sorted(map(str, others))}); a split plan is "
+        raise ArtifactError(f"{top}: its shards ran on different hardware ({sorted(map(str, others))}); a split plan is "
                             "judged as one run only on one GPU model: run with --each-gpu to compare GPUs")
     seen: dict[str, str] = {}
     cases = []
@@ -270,11 +268,11 @@ def merge(sets: list, folder: Path):  # noqa: ANN001, ANN201 - ResultSet in and 
         for c in rs.cases:
             cid = c.case.case_id
             if cid in seen:
-                raise ArtifactError(f"{folder}: case {cid} is in two shards ({seen[cid]} and {rs.folder}); "
+                raise ArtifactError(f"{top}: case {cid} is in two shards ({seen[cid]} and {rs.folder}); "
                                     "the shards do not split one plan")
             seen[cid] = rs.folder
             cases.append(c)
-    return ResultSet(folder=str(folder), env=first.env, cases=cases, run=first.run, ceilings=first.ceilings)
+    return ResultSet(folder=str(top), env=first.env, cases=cases, run=first.run, ceilings=first.ceilings)
 
 
 @dataclass

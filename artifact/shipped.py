@@ -15,6 +15,7 @@ from typing import Optional
 
 from artifact.errors import ArtifactError
 from artifact.reference import Reference, RunSpec, load_reference
+from artifact.textfmt import hardware
 
 REFERENCES_DIR = Path(__file__).resolve().parent / "references"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +34,7 @@ class Hardware:
     compute_capability: Optional[str] = None
 
     def describe(self) -> str:
-        if self.device != "cuda":
-            return "a CPU"
-        return f"{self.gpu_name} (compute capability {self.compute_capability or 'unknown'})"
+        return hardware(self.device, self.gpu_name, self.compute_capability or "unknown")
 
 
 @dataclass
@@ -71,10 +70,10 @@ def shipped(folder: Path = REFERENCES_DIR) -> list[Reference]:
 def _family_claims(ref: Reference, cc: Optional[str]) -> int:
     if cc is None:
         return 0
-    from artifact.reference import _cc_tuple
+    from artifact.claims.parts import cc_tuple
 
     return sum(1 for c in ref.claims if c.scope.kind == "compute_capability"
-               and _cc_tuple(c.scope.cc_min) <= _cc_tuple(cc) <= _cc_tuple(c.scope.cc_max))
+               and cc_tuple(c.scope.cc_min) <= cc_tuple(cc) <= cc_tuple(c.scope.cc_max))
 
 
 def select(hw: Hardware, references: Optional[list[Reference]] = None) -> Selection:

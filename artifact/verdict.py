@@ -17,19 +17,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 from artifact import __version__
-from artifact.claims import FAIL, PASS, SKIP, ClaimVerdict, ResultSet
+from artifact.claims import FAIL, PASS, SKIP, ClaimVerdict
 from artifact.errors import ArtifactError
+from artifact.folder import ResultSet, load_results
 from artifact.reference import Reference
-from harness import storage
-from harness.records import load_json
+from artifact.textfmt import env_hardware, num
+from harness import storage, versions
+from harness.errors import RecordError
+from harness.records import from_dict, load_json
 
-# Format history: 1 first release; 2 ClaimVerdict.not_comparable (what differed from the
-# reference's timing), notes on timing comparability. Readers accept older versions.
-VERDICT_SCHEMA_VERSION = 2
-KIND_VERDICT = "verdict"
+KIND_VERDICT = "verdict"  # its version and format history: harness/versions.py
 VERDICT_JSON = "verdict.json"
 VERDICT_MD = "verdict.md"
-RUN_FILE = "run.json"
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
 NOT_APPLICABLE = "NOT_APPLICABLE"
@@ -50,28 +49,10 @@ class Verdict:
     manifest: str  # what the hash check found
     created_at: str
     tool_version: str = __version__
-    schema_version: int = VERDICT_SCHEMA_VERSION
+    schema_version: int = versions.current(KIND_VERDICT)
     kind: str = KIND_VERDICT
     notes: list[str] = field(default_factory=list)
     wall_s: Optional[float] = None  # reading the folder and judging every claim: the check's cost
-
-
-# --------------------------------------------------------------------------- reading a results folder
-def load_results(folder: Path | str) -> tuple[ResultSet, str]:
-    """Hash-check a results folder and read what its manifest lists, summaries recomputed from
-    the raw samples (artifact/results.py). Any problem is an ArtifactError (exit 2)."""
-    from artifact import results
-
-    return results.load_results(folder)
-
-
-def hardware_of(results: ResultSet) -> str:
-    env = results.env
-    if env.device == "cuda" and env.gpu is not None:
-        cc = f" (compute capability {env.gpu.compute_capability})" if env.gpu.compute_capability else ""
-        return f"{env.gpu.name}{cc}"
-    cpu = (env.host or {}).get("cpu_model")
-    return f"CPU ({cpu})" if cpu else "CPU"
 
 
 # --------------------------------------------------------------------------- judging
@@ -99,12 +80,12 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
     else:
         status, code = NOT_APPLICABLE, EXIT_UNUSABLE
         notes.insert(0,
-            f"no claim of {reference.name} applies to results from {hardware_of(results)}; "
+            f"no claim of {reference.name} applies to results from {env_hardware(results.env)}; "
             f"the reference was measured on {reference.hardware.describe()}: check against a reference for this hardware"
         )
     return Verdict(
         status=status, exit_code=code, counts=counts, claims=verdicts, results_dir=results.folder,
-        hardware=hardware_of(results), reference_file=reference.path, reference_name=reference.name,
+        hardware=env_hardware(results.env), reference_file=reference.path, reference_name=reference.name,
         reference_sha256=reference.sha256, reference_hardware=reference.hardware.describe(),
         manifest=manifest_note, created_at=storage.utc_now(), notes=notes,
     )
@@ -153,15 +134,14 @@ def load_verdict(path: Path | str) -> Verdict:
     data = load_json(path)
     if not isinstance(data, dict) or data.get("kind") != KIND_VERDICT:
         raise ArtifactError(f"{path}: not a verdict file (kind is not {KIND_VERDICT!r}); run artifact check again")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or version > VERDICT_SCHEMA_VERSION:
-        raise ArtifactError(f"{path}: schema_version {version!r} is not one this tool reads (<= {VERDICT_SCHEMA_VERSION}); "
-                            "run artifact check again")
+    why = versions.refusal(KIND_VERDICT, data.get("schema_version"))
+    if why is not None:
+        raise ArtifactError(f"{path}: {why}, or run artifact check again")
+    # Typed and checked field by field, as every record: a verdict read back is shown to a reviewer.
     try:
-        claims = [ClaimVerdict(**c) for c in data.pop("claims")]
-        return Verdict(claims=claims, **data)
-    except (TypeError, KeyError) as exc:
-        raise ArtifactError(f"{path}: unreadable verdict ({exc}); run artifact check again") from None
+        return from_dict(Verdict, data)
+    except RecordError as exc:
+        raise ArtifactError(f"{path}: {exc}; run artifact check again") from None
 
 
 # --------------------------------------------------------------------------- output
@@ -180,17 +160,11 @@ def _safe(v: ClaimVerdict) -> ClaimVerdict:
     return v
 
 
-def _num(x: Optional[float]) -> str:
-    if x is None:
-        return ""
-    return f"{x:.4g}"
-
-
 def measured_text(v: ClaimVerdict) -> str:
     if v.measured is None:
         return ""
-    ci = f" [{_num(v.ci_low)}, {_num(v.ci_high)}]" if v.ci_low is not None else ""
-    return f"{_num(v.measured)}{ci} {v.unit}".strip()
+    ci = f" [{num(v.ci_low, none='')}, {num(v.ci_high, none='')}]" if v.ci_low is not None else ""
+    return f"{num(v.measured, none='')}{ci} {v.unit}".strip()
 
 
 def reference_text(v: ClaimVerdict) -> str:
@@ -198,8 +172,8 @@ def reference_text(v: ClaimVerdict) -> str:
         return ""
     band = ""
     if v.band_low is not None and v.band_high is not None:
-        band = f" (band {_num(v.band_low)}..{_num(v.band_high)})"
-    return f"{_num(v.reference)}{band}"
+        band = f" (band {num(v.band_low, none='')}..{num(v.band_high, none='')})"
+    return f"{num(v.reference, none='')}{band}"
 
 
 def _md_escape(text: str) -> str:

@@ -7,7 +7,8 @@ while the difference is significant (the seed judged significance that way).
 
 Two cases of different shape (CaseSpec.shape_key) are a *scaling* result: how time grows with the
 problem, never a speedup (the seed called S=128 vs S=512 a "5.09x speedup"). Such a Comparison
-has kind "scaling", no speedup, and says so in its verdict.
+has relation "scaling", no speedup, and says so in its verdict. The rule for "faster" is
+harness.stats.direction, the one every verdict and report uses.
 
 Effect sizes are reported beside the verdict, not used for it, with signs such that a negative
 value means the candidate tends to be faster (shorter times): hedges_g(candidate, baseline),
@@ -22,16 +23,16 @@ from typing import Optional
 
 import numpy as np
 
-from harness import stats
-from harness.errors import HarnessError
+from harness import stats, versions
+from harness.errors import HarnessError, RecordError
 from harness.ncu import NcuProfile
-from harness.records import CaseResult, load_record
+from harness.records import CaseResult, from_dict, load_json
 
-# 2: `ncu`, the candidate's Nsight Compute profile when one was taken (issue 11).
-COMPARISON_SCHEMA_VERSION = 2
+KIND_COMPARISON = "comparison"  # its version and format history: harness/versions.py
 
-KIND_SPEEDUP = "speedup"
-KIND_SCALING = "scaling"
+# What the two cases are to each other (Comparison.relation).
+RELATION_SPEEDUP = "speedup"
+RELATION_SCALING = "scaling"
 
 VERDICT_FASTER = "faster"
 VERDICT_SLOWER = "slower"
@@ -44,7 +45,7 @@ _SHAPE_FIELDS = ("batch", "heads", "seq", "head_dim", "dtype", "causal", "cache"
 
 @dataclass
 class Comparison:
-    kind: str  # "speedup" | "scaling"
+    relation: str  # "speedup" | "scaling"
     baseline_id: str
     candidate_id: str
     ratio: float  # candidate median time / baseline median time
@@ -69,7 +70,8 @@ class Comparison:
     candidate_repetitions: int
     notes: list[str] = field(default_factory=list)
     ncu: Optional[NcuProfile] = None  # the candidate's profile (harness optimize, when the target is met)
-    schema_version: int = COMPARISON_SCHEMA_VERSION
+    schema_version: int = versions.current(KIND_COMPARISON)
+    kind: str = KIND_COMPARISON
 
 
 def _repetition_samples(result: CaseResult, role: str) -> list[list[float]]:
@@ -87,14 +89,10 @@ def _repetition_samples(result: CaseResult, role: str) -> list[list[float]]:
     return groups
 
 
-def _verdict(kind: str, low: float, high: float) -> str:
-    if kind == KIND_SCALING:
+def _verdict(relation: str, low: float, high: float) -> str:
+    if relation == RELATION_SCALING:
         return VERDICT_SCALING
-    if high < 1.0:
-        return VERDICT_FASTER
-    if low > 1.0:
-        return VERDICT_SLOWER
-    return VERDICT_NO_DIFFERENCE
+    return {stats.FASTER: VERDICT_FASTER, stats.SLOWER: VERDICT_SLOWER}.get(stats.direction(low, high), VERDICT_NO_DIFFERENCE)
 
 
 def compare_cases(
@@ -113,13 +111,13 @@ def compare_cases(
     base_groups = _repetition_samples(baseline, "baseline")
     cand_groups = _repetition_samples(candidate, "candidate")
     base_shape, cand_shape = baseline.case.shape_key, candidate.case.shape_key
-    kind = KIND_SPEEDUP if base_shape == cand_shape else KIND_SCALING
+    relation = RELATION_SPEEDUP if base_shape == cand_shape else RELATION_SCALING
 
     ci = stats.hierarchical_ratio_ci(cand_groups, base_groups, n_resamples=n_resamples, level=level, seed=seed)
     base, cand = np.concatenate(base_groups), np.concatenate(cand_groups)
     notes: list[str] = []
 
-    if kind == KIND_SCALING:
+    if relation == RELATION_SCALING:
         differing = [
             f"{f} {getattr(baseline.case, f)} -> {getattr(candidate.case, f)}"
             for f in _SHAPE_FIELDS
@@ -153,11 +151,11 @@ def compare_cases(
     u, p = stats.mann_whitney(cand, base)
 
     speedup = speedup_low = speedup_high = None
-    if kind == KIND_SPEEDUP:
+    if relation == RELATION_SPEEDUP:
         speedup, speedup_low, speedup_high = 1.0 / ci.estimate, 1.0 / ci.high, 1.0 / ci.low
 
     return Comparison(
-        kind=kind,
+        relation=relation,
         baseline_id=baseline.case.case_id,
         candidate_id=candidate.case.case_id,
         ratio=ci.estimate,
@@ -169,7 +167,7 @@ def compare_cases(
         cliffs_magnitude=stats.cliffs_magnitude(delta),
         mannwhitney_u=u,
         mannwhitney_p=p,
-        verdict=_verdict(kind, ci.low, ci.high),
+        verdict=_verdict(relation, ci.low, ci.high),
         level=float(level),
         ci_method=ci.method,
         speedup_ci_low=speedup_low,
@@ -185,5 +183,15 @@ def compare_cases(
 
 
 def load_comparison(path: Path | str) -> Comparison:
-    """Read a comparison.json written with harness.storage.write_record (errors name file and field)."""
-    return load_record(path, Comparison)
+    """Read a comparison.json written with harness.storage.write_record (errors name file and field).
+    A version 2 file named the relation `kind`; it is read as `relation`."""
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: expected a JSON object at the top level")
+    versions.check(path, KIND_COMPARISON, data.get("schema_version"))
+    if data.get("kind") in (RELATION_SPEEDUP, RELATION_SCALING):
+        data = {**data, "relation": data["kind"], "kind": KIND_COMPARISON}
+    try:
+        return from_dict(Comparison, data)
+    except RecordError as exc:
+        raise RecordError(f"{path}: {exc}") from None

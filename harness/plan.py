@@ -20,11 +20,12 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from harness import workloads
+from harness import versions, workloads
 from harness.errors import HarnessError
 from harness.records import CACHE_MODES, DTYPES, CaseSpec
 
-PLAN_SCHEMA_VERSION = 1
+KIND_PLAN = "plan"  # its version and format history: harness/versions.py
+PLAN_VERSION = versions.current(KIND_PLAN)
 # The bounds of a plan: the full profile has 25 cases, the artifact plans 30. Beyond these a plan
 # is a typo (or hostile) and would run for days, or fail to fit in memory while being expanded.
 MAX_CASES = 10_000
@@ -230,9 +231,9 @@ def from_yaml(path: Path | str, device: str) -> Plan:
         raise HarnessError(f"{path}: malformed YAML{at}: {problem}; fix the plan file") from None
     if not isinstance(data, dict):
         raise HarnessError(f"{path}: a plan must be a mapping with a 'cases' list")
-    version = data.get("schema_version", PLAN_SCHEMA_VERSION)
-    if version != PLAN_SCHEMA_VERSION:
-        raise HarnessError(f"{path}: schema_version: this harness reads plan version {PLAN_SCHEMA_VERSION}, got {version!r}")
+    why = versions.refusal(KIND_PLAN, data.get("schema_version", PLAN_VERSION))
+    if why is not None:
+        raise HarnessError(f"{path}: {why}")
     unknown = set(data) - {"schema_version", "timing", "defaults", "cases", "check_correctness", "cpu_threads", "census", "ceilings"}
     if unknown:
         raise HarnessError(f"{path}: unknown top-level field(s) {', '.join(sorted(map(str, unknown)))}")

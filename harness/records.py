@@ -1,8 +1,9 @@
 """Typed, versioned records that pass between the stages (torch-free).
 
 Every record serialises to JSON with a `schema_version` and a `kind`, and is read back with
-`load_record`, which names the file and the field when something is wrong. Readers accept
-`schema_version <= SCHEMA_VERSION` and refuse newer files with a clear error.
+`load_record`, which names the file and the field when something is wrong. Which versions a
+reader accepts is one policy for every kind of record (harness/versions.py: older ones, never
+newer ones).
 """
 
 from __future__ import annotations
@@ -19,18 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TypeVar, Union
 
+from harness import versions
 from harness.errors import RecordError
 from harness.lockcheck import PackageLock
 
-# Format history (readers accept every older version):
-#   1  2026-11-24  first release (H100 references)
-#   2  2026-11-29  lock without the NaN fill (timings of version 1 include it); CaseResult.census,
-#                  CaseResult.unavailable, CaseResult.phases_s, Timing.clocks,
-#                  Timing.fill_uninitialized_memory; ceilings.json (CeilingsRecord)
-#   3  2026-11-30  Correctness.rel_error may be null (the output was not finite: NaN or inf cannot
-#                  be written as JSON); Timing.bootstrap_seed (the summary's bootstrap seed, so a
-#                  checker recomputes the same CI from the raw samples)
-SCHEMA_VERSION = 3
+# The version of the harness's records; every kind's version and the format history are in
+# harness/versions.py.
+SCHEMA_VERSION = versions.HARNESS_VERSION
 
 # The kinds of record, as written in each file's "kind" field.
 KIND_CASE = "case_result"
@@ -366,7 +362,7 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise RecordError(f"{where}: expected an object, got {type(value).__name__}")
-        return from_dict(tp, value, where)
+        return from_dict(typing.cast(type, tp), value, where)
     origin = typing.get_origin(tp)
     if origin is list:
         if not isinstance(value, list):
@@ -403,7 +399,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build a dataclass from a dict, checking types and naming the bad field."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(typing.cast(Any, cls)):
         path = f"{where}.{f.name}" if where else f.name
         if f.name not in data:
             if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
@@ -413,7 +409,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     return cls(**kwargs)
 
 
-_KIND_TO_CLASS = {KIND_CASE: CaseResult, KIND_ENV: EnvRecord, KIND_MANIFEST: Manifest, KIND_CEILINGS: CeilingsRecord}
+_KIND_TO_CLASS: dict[str, type[Any]] = {KIND_CASE: CaseResult, KIND_ENV: EnvRecord, KIND_MANIFEST: Manifest, KIND_CEILINGS: CeilingsRecord}
 
 
 # A case of the harness's largest plan (2000 samples x a few repetitions) is well under 1 MiB; a
@@ -472,24 +468,34 @@ def load_json(path: Path | str, max_bytes: int = MAX_RECORD_BYTES) -> Any:
     return parse_json_text(text, str(path))
 
 
-def load_record(path: Path | str, cls: type[T] | None = None) -> T:
+@typing.overload
+def load_record(path: Path | str, cls: type[T]) -> T: ...
+@typing.overload
+def load_record(path: Path | str, cls: None = None) -> Any: ...
+def load_record(path: Path | str, cls: type[Any] | None = None) -> Any:
     """Read a record file; `cls` defaults to the class named by the file's `kind`."""
     data = load_json(path)
     if not isinstance(data, dict):
         raise RecordError(f"{path}: expected a JSON object at the top level")
-    version = data.get("schema_version")
-    if not isinstance(version, int):
-        raise RecordError(f"{path}: schema_version: missing or not an integer")
-    if version > SCHEMA_VERSION:
-        raise RecordError(
-            f"{path}: schema_version {version} is newer than this tool reads ({SCHEMA_VERSION}); upgrade the tool"
-        )
+    if "schema_version" not in data:
+        raise RecordError(f"{path}: schema_version: missing; not a record this project wrote")
     if cls is None:
         kind = data.get("kind")
         if kind not in _KIND_TO_CLASS:
             raise RecordError(f"{path}: kind: unknown record kind {kind!r}")
-        cls = _KIND_TO_CLASS[kind]  # type: ignore[assignment]
+        cls = _KIND_TO_CLASS[kind]
+    versions.check(path, record_kind(cls, data), data["schema_version"])
     try:
-        return from_dict(cls, data)  # type: ignore[arg-type]
+        return from_dict(cls, data)
     except RecordError as exc:
         raise RecordError(f"{path}: {exc}") from None
+
+
+def record_kind(cls: type, data: dict[str, Any]) -> str:
+    """The registered kind a file is read as: the class's own (its `kind` field's default), else
+    the file's `kind`, else the harness's records' (whose version they share)."""
+    for f in dataclasses.fields(cls):
+        if f.name == "kind" and isinstance(f.default, str) and f.default in versions.KINDS:
+            return f.default
+    kind = data.get("kind")
+    return kind if isinstance(kind, str) and kind in versions.KINDS else KIND_CASE

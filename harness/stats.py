@@ -22,12 +22,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Union
 
 import numpy as np
 from scipy import special
 
 from harness.errors import HarnessError
 from harness.records import TimingSummary
+
+# Repetitions of one case: each a sequence of sample times (lists or numpy arrays).
+Groups = Sequence[Union[Sequence[float], np.ndarray]]
 
 STATISTICS = ("median", "mean")
 METHODS = ("bca", "percentile")
@@ -68,25 +72,6 @@ class ConfidenceInterval:
         if width == 0.0:
             return 0.0
         return 0.5 * width / abs(self.estimate) if self.estimate != 0.0 else math.inf
-
-
-@dataclass
-class EquivalenceResult:
-    """Two one-sided Welch t tests (TOST) on log times: is the ratio a/b inside the band?"""
-
-    p_value: float  # max of the two one-sided p-values
-    equivalent: bool  # p_value < alpha, i.e. the (1 - 2*alpha) CI lies inside the band
-    ratio: float  # exp(mean(log a) - mean(log b)): the ratio of geometric means
-    ci_low: float  # (1 - 2*alpha) CI of that ratio
-    ci_high: float
-    band_low: float  # 1 / (1 + margin)
-    band_high: float  # 1 + margin
-    margin: float
-    alpha: float
-    p_lower: float  # H0: ratio <= band_low
-    p_upper: float  # H0: ratio >= band_high
-    df: float  # Welch-Satterthwaite degrees of freedom
-    method: str = "tost_welch_log"
 
 
 # --------------------------------------------------------------------------- input checks
@@ -354,7 +339,7 @@ def _hierarchical_draws(
     return np.median(per_slot, axis=1) if statistic == "median" else per_slot.mean(axis=1)
 
 
-def _groups(groups: Sequence[Sequence[float]], name: str, positive: bool = False) -> list[np.ndarray]:
+def _groups(groups: Groups, name: str, positive: bool = False) -> list[np.ndarray]:
     if isinstance(groups, np.ndarray) and groups.ndim == 1:
         raise HarnessError(f"{name}: expected a list of repetitions (lists of samples), got one flat list")
     if len(groups) == 0:
@@ -365,7 +350,7 @@ def _groups(groups: Sequence[Sequence[float]], name: str, positive: bool = False
 
 
 def hierarchical_bootstrap_ci(
-    groups: Sequence[Sequence[float]],
+    groups: Groups,
     statistic: str = "median",
     n_resamples: int = 10_000,
     level: float = 0.95,
@@ -396,8 +381,8 @@ def hierarchical_bootstrap_ci(
 
 
 def hierarchical_ratio_ci(
-    groups_a: Sequence[Sequence[float]],
-    groups_b: Sequence[Sequence[float]],
+    groups_a: Groups,
+    groups_b: Groups,
     n_resamples: int = 10_000,
     level: float = 0.95,
     seed: int = 0,
@@ -442,14 +427,6 @@ def median_ci_ranks(n: int, level: float = 0.95) -> tuple[int, int]:
     return (j, n - 1 - j)
 
 
-def median_ci_coverage(n: int, level: float = 0.95) -> float:
-    """Exact coverage of `median_ci_distribution_free` for n continuous samples (>= level)."""
-    j, _ = median_ci_ranks(n, level)
-    if j < 0:
-        return 0.0
-    return 1.0 - 2.0 * float(special.bdtr(j, n, 0.5))
-
-
 def median_ci_min_samples(level: float = 0.95) -> int:
     """Fewest samples for which `median_ci_distribution_free` exists (6 at 95%)."""
     _check_level(level)
@@ -488,12 +465,6 @@ def _cohens_d(x: np.ndarray, y: np.ndarray) -> float:
     if pooled == 0.0:
         return 0.0 if diff == 0.0 else math.copysign(math.inf, diff)
     return diff / pooled
-
-
-def cohens_d(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
-    """(mean(a) - mean(b)) / pooled SD (ddof=1 per group). Zero spread in both groups:
-    0.0 for equal means, else +-inf (no finite standardised effect exists)."""
-    return _cohens_d(_samples(a, "a", min_n=2), _samples(b, "b", min_n=2))
 
 
 def hedges_g(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
@@ -539,77 +510,9 @@ def mann_whitney(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarra
     return float(res.statistic), (1.0 if not math.isfinite(p) else min(p, 1.0))
 
 
-# --------------------------------------------------------------------------- equivalence
-def equivalence_band(margin: float) -> tuple[float, float]:
-    """The ratio band (1/(1+margin), 1+margin). Symmetric on the log scale, so "a is equivalent
-    to b" and "b is equivalent to a" always agree (as bioequivalence's 0.80-1.25); the band
-    (1-margin, 1+margin) would make the verdict depend on which side is the reference."""
-    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin > 0):
-        raise HarnessError(f"margin: {margin!r} must be a positive fraction, e.g. 0.10 for 10%")
-    return 1.0 / (1.0 + margin), 1.0 + margin
-
-
-def equivalence_from_ci(ci_low: float, ci_high: float, margin: float) -> bool:
-    """True when the CI of measured/reference lies inside `equivalence_band(margin)` (bounds
-    included). For a reference that is a single number, not a sample."""
-    band_low, band_high = equivalence_band(margin)
-    for name, value in (("ci_low", ci_low), ("ci_high", ci_high)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise HarnessError(f"{name}: {value!r} is not a positive ratio")
-    if ci_low > ci_high:
-        raise HarnessError(f"ci_low: {ci_low!r} exceeds ci_high {ci_high!r}; pass the interval in order")
-    return band_low <= ci_low and ci_high <= band_high
-
-
-def tost_log_ratio(
-    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, margin: float, alpha: float = 0.05
-) -> EquivalenceResult:
-    """TOST with Welch t tests on log(a) - log(b) against the bounds +-log(1+margin)
-    (see equivalence_band). Timings are right-skewed; on the log scale they are near-symmetric
-    and the ratio is a difference."""
-    band_low, band_high = equivalence_band(margin)
-    if not (isinstance(alpha, (int, float)) and 0.0 < alpha < 0.5):
-        raise HarnessError(f"alpha: {alpha!r} must lie strictly between 0 and 0.5, e.g. 0.05")
-    x = np.log(_samples(a, "a", min_n=2, positive=True))
-    y = np.log(_samples(b, "b", min_n=2, positive=True))
-    lo, hi = math.log(band_low), math.log(band_high)
-    diff = float(x.mean() - y.mean())
-    va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
-    se = math.sqrt(va + vb)
-    if se == 0.0:
-        # Both samples constant: the difference is known exactly.
-        inside = lo < diff < hi
-        p_lower = 0.0 if diff > lo else 1.0
-        p_upper = 0.0 if diff < hi else 1.0
-        df = float(x.size + y.size - 2)
-        ratio = math.exp(diff)
-        return EquivalenceResult(
-            max(p_lower, p_upper), inside, ratio, ratio, ratio, band_low, band_high, margin, alpha, p_lower, p_upper, df
-        )
-    df = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
-    p_lower = float(special.stdtr(df, -(diff - lo) / se))  # H0: diff <= lo
-    p_upper = float(special.stdtr(df, (diff - hi) / se))  # H0: diff >= hi
-    p = max(p_lower, p_upper)
-    t_crit = float(special.stdtrit(df, 1.0 - alpha))
-    return EquivalenceResult(
-        p_value=p,
-        equivalent=p < alpha,
-        ratio=math.exp(diff),
-        ci_low=math.exp(diff - t_crit * se),
-        ci_high=math.exp(diff + t_crit * se),
-        band_low=band_low,
-        band_high=band_high,
-        margin=float(margin),
-        alpha=float(alpha),
-        p_lower=p_lower,
-        p_upper=p_upper,
-        df=float(df),
-    )
-
-
 # --------------------------------------------------------------------------- the timer's summary
 def summarize_repetitions(
-    groups: Sequence[Sequence[float]],
+    groups: Groups,
     converged: Sequence[bool],
     level: float = 0.95,
     n_resamples: int = 10_000,
@@ -646,3 +549,61 @@ def summarize_repetitions(
         converged=bool(all(converged)),
         flags=list(ci.flags),
     )
+
+
+# --------------------------------------------------------------------------- verdict settings and rules
+@dataclass(frozen=True)
+class BootstrapSettings:
+    resamples: int
+    seed: int
+
+
+# Every CI a verdict, a derived tolerance or a report computes from two or more cases (ratios,
+# scaling exponents): fixed, so the same folder always gets the same verdict, and derive-reference
+# widens a tolerance by the very intervals a check will compute.
+VERDICT_BOOTSTRAP = BootstrapSettings(resamples=4000, seed=20240611)
+
+FASTER, SLOWER, NO_DIFFERENCE = "faster", "slower", "no detectable difference"
+
+
+def direction(ratio_low: float, ratio_high: float) -> str:
+    """The one rule for "faster": the CI of time(candidate) / time(baseline) lies wholly below 1
+    (wholly above: slower; otherwise no detectable difference). Whether the two cases' own CIs
+    overlap is never consulted: two 95% CIs can overlap while the difference is significant."""
+    if ratio_high < 1.0:
+        return FASTER
+    if ratio_low > 1.0:
+        return SLOWER
+    return NO_DIFFERENCE
+
+
+# --------------------------------------------------------------------------- exponents (time ~ S^p)
+def median_draws(groups: Groups, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap draws of a case's median: repetitions resampled, then samples within each (with
+    one repetition, the ordinary bootstrap of the median), by the order-statistic identity above
+    in O(size) memory: resampling indices took size x n (77 GiB for a case of 2.6M samples)."""
+    arrays = [np.sort(np.asarray(g, dtype=float)) for g in groups]
+    if len(arrays) == 1:
+        return _draw_medians(arrays[0], size, rng)
+    return _hierarchical_draws(arrays, "median", size, rng)
+
+
+def loglog_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares slope of log(y) against log(x); y may be (draws, points)."""
+    lx = np.log(np.asarray(x, dtype=float))
+    ly = np.log(np.asarray(y, dtype=float))
+    cx = lx - lx.mean()
+    return np.asarray((ly - ly.mean(axis=-1, keepdims=True)) @ cx / (cx @ cx))
+
+
+def scaling_exponent(groups_per_point: Sequence[Sequence[Sequence[float]]], seqs: Sequence[int], level: float = 0.95,
+                     size: int = VERDICT_BOOTSTRAP.resamples, seed: int = VERDICT_BOOTSTRAP.seed) -> tuple[float, float, float]:
+    """Exponent p of time ~ S^p from the medians (median of repetition medians), with a
+    percentile-bootstrap CI, each point resampled independently: (estimate, low, high)."""
+    medians = np.array([float(np.median([np.median(g) for g in groups])) for groups in groups_per_point])
+    estimate = float(loglog_slope(np.array(seqs), medians))
+    rng = np.random.default_rng(seed)
+    draws = np.column_stack([median_draws(g, size, rng) for g in groups_per_point])
+    slopes = loglog_slope(np.array(seqs), draws)
+    tail = (1 - level) / 2
+    return estimate, float(np.quantile(slopes, tail)), float(np.quantile(slopes, 1 - tail))

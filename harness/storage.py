@@ -7,6 +7,11 @@ Layout of an output folder:
     manifest.json            Manifest: sha256 of every other file, rewritten after each case
     run.json                 (host side) how the run was launched
     run.log                  (host side) the harness's output, appended per attempt
+
+Which files belong to the folder is decided once, by `is_member`: hashing (write_manifest),
+verifying (verify_manifest) and reading (load_cases, and the host's artifact/folder.py) all ask
+it. Files the host writes about the results afterwards (verdicts, reports, plots) are not
+results; the harness does not know their names, the host passes them down as `outputs`.
 """
 
 from __future__ import annotations
@@ -28,10 +33,6 @@ ENV_FILE = "env.json"
 CEILINGS_FILE = "ceilings.json"
 MANIFEST_FILE = "manifest.json"
 CASES_DIR = "cases"
-# Written into a results folder after the run by `artifact check` / `artifact report`. They are
-# outputs about the results, not results: never hashed into the manifest (a check rewrites them,
-# and a manifest that hashed them would refuse the folder at the next check) and never read back.
-DERIVED_PREFIXES = ("verdict.", "verdict-", "report.", "time-vs-seq-", "tflops-vs-peak-", "roofline-")
 
 # Bounds on what verifying a folder may cost: a results folder of the largest plan holds a few
 # hundred files of under 1 MiB; anything far beyond is not a harness folder and must not make the
@@ -42,9 +43,21 @@ MAX_FILE_BYTES = 256 * 2**20
 MAX_TOTAL_BYTES = 2 * 2**30
 
 
-def is_derived(rel: str) -> bool:
-    """A checker/report output at the top of the folder (see DERIVED_PREFIXES)."""
-    return "/" not in rel and rel.startswith(DERIVED_PREFIXES)
+def is_member(rel: str, outputs: tuple[str, ...] = ()) -> bool:
+    """Does the file at `rel` (posix, relative to the folder) belong to the results?
+
+    Not the manifest (it lists the members), not hidden files (the half-written temp files of
+    atomic writes), and not the outputs about the results written into the folder after the run
+    (top-level names starting with one of `outputs`: the host's verdict.*, report.*, plots). A
+    check rewrites those; a manifest that hashed them would refuse the folder at the next check."""
+    if rel == MANIFEST_FILE or any(part.startswith(".") for part in rel.split("/")):
+        return False
+    return not ("/" not in rel and outputs and rel.startswith(outputs))
+
+
+def is_case_file(rel: str, outputs: tuple[str, ...] = ()) -> bool:
+    """A member that is a case result: cases/<case_id>.json, one level deep."""
+    return rel.startswith(CASES_DIR + "/") and rel.count("/") == 1 and rel.endswith(".json") and is_member(rel, outputs)
 
 
 def unsafe_rel(rel: object) -> str | None:
@@ -105,21 +118,19 @@ def sha256_file(path: Path | str) -> str:
     return h.hexdigest()
 
 
-def _hashed_files(out: Path) -> Iterator[Path]:
-    """What write_manifest hashes: plain files, not the manifest, not hidden files (the
-    half-written temp files of atomic writes), not derived outputs, no symbolic links."""
+def members(out: Path | str, outputs: tuple[str, ...] = ()) -> Iterator[str]:
+    """The folder's members (relative posix paths, sorted) found on disk: plain files, no
+    symbolic links, each one `is_member` accepts. What write_manifest hashes and load_cases reads."""
+    out = Path(out)
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out).as_posix()
-        if p.is_symlink() or not p.is_file() or rel == MANIFEST_FILE or is_derived(rel):
-            continue
-        if any(part.startswith(".") for part in rel.split("/")):
-            continue
-        yield p
+        if not p.is_symlink() and p.is_file() and is_member(rel, outputs):
+            yield rel
 
 
-def write_manifest(out: Path | str) -> Manifest:
+def write_manifest(out: Path | str, outputs: tuple[str, ...] = ()) -> Manifest:
     out = Path(out)
-    files = {p.relative_to(out).as_posix(): sha256_file(p) for p in _hashed_files(out)}
+    files = {rel: sha256_file(out / rel) for rel in members(out, outputs)}
     manifest = Manifest(files=files, created_at=utc_now(), harness_version=__version__)
     write_record(out / MANIFEST_FILE, manifest)
     return manifest
@@ -181,13 +192,13 @@ def _sha256_plain(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_manifest(out: Path | str) -> list[str]:
+def verify_manifest(out: Path | str, outputs: tuple[str, ...] = ()) -> list[str]:
     """Problems with the folder against its manifest (empty list: every file matches).
 
     Every manifest entry must be a plain relative path inside the folder (no '..', no absolute
     path, no hidden file), name a plain file found by scan_folder (no symbolic link), and match
-    its sha256; every file the scan finds must be listed, except derived outputs (verdict.*,
-    report.*, plots), which are neither results nor read back."""
+    its sha256; every member the scan finds must be listed (the `outputs` the caller names are
+    not members: neither results nor read back)."""
     out = Path(out)
     files, problems = scan_folder(out)
     if any(p.startswith(MANIFEST_FILE + ":") for p in problems):
@@ -201,8 +212,8 @@ def verify_manifest(out: Path | str) -> list[str]:
         if why is not None:
             problems.append(f"{MANIFEST_FILE}: entry {str(rel)[:80]!r} is {why}; a manifest lists files inside its folder only")
             continue
-        if is_derived(rel):
-            continue  # an older harness hashed derived outputs after --resume; they are not results
+        if not is_member(rel, outputs):
+            continue  # a harness that resumed into a checked folder hashed the host's outputs; not results
         if not isinstance(digest, str) or len(digest) != 64:
             problems.append(f"{rel}: manifest.json has no sha256 for it")
             continue
@@ -221,10 +232,9 @@ def verify_manifest(out: Path | str) -> list[str]:
             continue
         if not same:
             problems.append(f"{rel}: sha256 differs from manifest.json (modified or truncated)")
-    # Files the manifest does not know were added afterwards; derived outputs a checker or
-    # report writes into the folder (verdict.*, report.*) are allowed.
+    # Members the manifest does not know were added afterwards.
     for rel in sorted(files):
-        if rel not in manifest.files and rel != MANIFEST_FILE and not is_derived(rel):
+        if rel not in manifest.files and is_member(rel, outputs):
             problems.append(f"{rel}: not listed in manifest.json (added after the run)")
     return problems
 
@@ -240,13 +250,11 @@ def write_case(out: Path | str, result: CaseResult) -> Path:
 
 
 def load_cases(out: Path | str) -> list[CaseResult]:
+    """Every case result in the folder: the members write_manifest hashes that are case files."""
     folder = Path(out) / CASES_DIR
     if not folder.is_dir():
         raise RecordError(f"{out}: no {CASES_DIR}/ folder: is this a harness output folder?")
-    # Hidden files are never results (write_manifest does not hash them either) and links are
-    # not followed: the same files a checker would read.
-    return [load_record(p, CaseResult) for p in sorted(folder.glob("*.json"))
-            if not p.name.startswith(".") and not p.is_symlink()]
+    return [load_record(Path(out) / rel, CaseResult) for rel in members(out) if is_case_file(rel)]
 
 
 def load_env(out: Path | str) -> EnvRecord:

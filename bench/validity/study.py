@@ -45,10 +45,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from artifact import derive  # noqa: E402
-from artifact.claims import FAIL, PASS, ResultSet  # noqa: E402
+from artifact.claims import FAIL, PASS  # noqa: E402
+from artifact.folder import ResultSet, load_results  # noqa: E402
 from artifact.reference import load_reference  # noqa: E402
 from artifact.results import check_case  # noqa: E402
-from artifact.verdict import judge_all, load_results  # noqa: E402
+from artifact.verdict import judge_all  # noqa: E402
 from harness import storage  # noqa: E402
 from harness.records import CaseResult  # noqa: E402
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from harness import versions
 from harness.errors import RecordError
 from harness.records import CaseSpec, load_record
 from harness.storage import write_record
 
-TUNED_SCHEMA_VERSION = 1
-KIND_TUNED = "tuned_config"
+KIND_TUNED = "tuned_config"  # its version and format history: harness/versions.py
 SHIPPED_DIR = Path(__file__).resolve().parent
 
 
@@ -46,7 +46,7 @@ class TunedConfig:
     created_at: str
     source: str  # the command that produced it
     notes: list[str] = field(default_factory=list)
-    schema_version: int = TUNED_SCHEMA_VERSION
+    schema_version: int = versions.current(KIND_TUNED)
     kind: str = KIND_TUNED
 
 

@@ -12,7 +12,8 @@ from resultsfolders import case_result, env_record
 from scipy import stats as sps
 
 from artifact import claims as C
-from artifact.reference import CaseSelector, Scope, Tolerance
+from artifact.claims.parts import CaseSelector, Scope, Tolerance
+from artifact.folder import ResultSet
 from harness.records import CaseSpec
 
 RNG_SEED = 7
@@ -34,8 +35,8 @@ def timed(s: CaseSpec, median: float, spread: float, n: int, rng: np.random.Gene
     return case_result(s, groups, rng)
 
 
-def results(cases, **env_kw) -> C.ResultSet:
-    return C.ResultSet(folder="mem", env=env_record(**env_kw), cases=list(cases))
+def results(cases, **env_kw) -> ResultSet:
+    return ResultSet(folder="mem", env=env_record(**env_kw), cases=list(cases))
 
 
 COMMON = dict(kind="", scope=Scope("any_gpu"), line=1)
@@ -168,13 +169,13 @@ def test_memory_bound_and_growth():
     seqs = [256, 512, 1024]
     cases = [timed(spec("math", seq=s), 0.01 * s / 256, 0.02, 30, rng) for s in seqs]
     peak = cases[1].memory.peak_allocated_bytes
-    bound = C.MemoryClaim(id="m", case=sel(backend="math", seq=512), max_peak_bytes=peak, **{**COMMON, "kind": "memory"})
+    bound = C.MemoryBoundClaim(id="m", case=sel(backend="math", seq=512), max_peak_bytes=peak, **{**COMMON, "kind": "memory"})
     assert bound.judge(results(cases)).status == C.PASS
     v = replace(bound, max_peak_bytes=peak - 1).judge(results(cases))
     assert v.status == C.FAIL and str(peak) in v.why
     peaks = [c.memory.peak_allocated_bytes for c in cases]
     slope = sps.linregress(np.log(seqs), np.log(peaks)).slope
-    growth = C.MemoryClaim(id="g", case=sel(backend="math"), seqs=seqs, reference=round(slope, 2),
+    growth = C.MemoryGrowthClaim(id="g", case=sel(backend="math"), seqs=seqs, reference=round(slope, 2),
                            tolerance=Tolerance(rule="point", abs=0.05, derivation="t"), **{**COMMON, "kind": "memory"})
     v = growth.judge(results(cases))
     assert v.measured == pytest.approx(slope) and v.status == C.PASS
@@ -262,9 +263,9 @@ def test_environment_claim_fails_a_run_timed_with_the_fill():
     env_off = env_record()
     env_off.lock["fill_uninitialized_memory"] = False
     good = replace(case, timing=replace(case.timing, fill_uninitialized_memory=False))
-    assert claim.judge(C.ResultSet("x", env_off, [good])).status == C.PASS
+    assert claim.judge(ResultSet("x", env_off, [good])).status == C.PASS
     # the lock said off, but the process that timed had it on: that is what counts
     bad = replace(case, timing=replace(case.timing, fill_uninitialized_memory=True))
-    assert claim.judge(C.ResultSet("x", env_off, [bad])).status == C.FAIL
+    assert claim.judge(ResultSet("x", env_off, [bad])).status == C.FAIL
     # a run of the harness from before issue 8 did not record it at all
-    assert claim.judge(C.ResultSet("x", env_record(), [case])).status == C.FAIL
+    assert claim.judge(ResultSet("x", env_record(), [case])).status == C.FAIL

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from artifact import doctor
+from artifact.folder import load_run_info
 from artifact.image import image_info
-from artifact.runinfo import load_run_info
 from artifact.runtime_docker import LABEL, run_in_image
 from harness import lockcheck
 from harness.storage import load_env

@@ -16,7 +16,7 @@ import pytest
 
 from artifact import __version__
 from artifact.doctor import host_driver
-from artifact.runinfo import RUN_FILE, load_run_info
+from artifact.folder import RUN_FILE, load_run_info
 from artifact.runtime_docker import LABEL
 from harness.storage import load_cases, load_env, verify_manifest
 

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from artifact.runinfo import load_run_info
+from artifact.folder import load_run_info
 from harness.storage import load_cases
 
 pytestmark = pytest.mark.docker

@@ -17,9 +17,10 @@ import pytest
 from artifact import doctor, image, launch, runtime_docker, runtime_select
 from artifact.docker_engine import EngineInfo
 from artifact.errors import ArtifactError
+from artifact.folder import RUN_FILE, load_run_info, write_run_info
 from artifact.gitinfo import GitInfo, git_info
 from artifact.image import ImageInfo
-from artifact.runinfo import RUN_FILE, Attempt, RunInfo, load_run_info, write_run_info
+from artifact.runinfo import Attempt, RunInfo
 from harness.records import SCHEMA_VERSION
 from harness.storage import MANIFEST_FILE, verify_manifest, write_record
 

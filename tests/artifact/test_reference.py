@@ -10,8 +10,10 @@ import pytest
 from resultsfolders import env_record
 
 from artifact import claims as C
+from artifact.claims.parts import Scope
 from artifact.cli import main
-from artifact.reference import REFERENCE_SCHEMA_VERSION, ReferenceFileError, Scope, load_reference
+from artifact.reference import REFERENCE_VERSION, load_reference
+from artifact.yamlnode import ReferenceFileError
 from harness.records import CaseSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,9 +96,9 @@ def line_of(text: str, needle: str) -> int:
 
 def test_a_valid_file_parses_into_typed_claims(tmp_path):
     ref = load_reference(write(tmp_path, GOOD))
-    assert ref.schema_version == 1 < REFERENCE_SCHEMA_VERSION and ref.name == "test-ref"  # older files still load
+    assert ref.schema_version == 1 < REFERENCE_VERSION and ref.name == "test-ref"  # older files still load
     assert [type(c) for c in ref.claims] == [C.AbsoluteClaim, C.RatioClaim, C.RankingClaim, C.ScalingClaim,
-                                            C.CorrectnessClaim, C.MemoryClaim, C.DeterminismClaim, C.EnvironmentClaim]
+                                            C.CorrectnessClaim, C.MemoryBoundClaim, C.DeterminismClaim, C.EnvironmentClaim]
     absolute = ref.claim("abs-flash-s512")
     # The file's defaults and CaseSpec's defaults complete the selector, device from the hardware.
     spec = CaseSpec(workload="sdpa", backend="flash", batch=32, heads=8, seq=512, head_dim=64, dtype="float16", device="cuda")

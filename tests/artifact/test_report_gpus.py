@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from artifact.cli import main
+from artifact.folder import load_results
 from artifact.report_gpus import RATIO_RESAMPLES, RATIO_SEED
-from artifact.results import load_results
 from harness import stats
 
 REPO = Path(__file__).resolve().parents[2]

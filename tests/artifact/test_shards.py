@@ -90,7 +90,7 @@ def test_each_shard_is_pinned_to_its_gpu(tmp_path):
 
 
 def test_split_shards_of_different_gpus_are_not_merged(tmp_path):
-    from artifact.results import load_results
+    from artifact.folder import load_results
 
     a, _ = load_results(REPO / "bench" / "h200" / "machine-D" / "run-D1")
     b, _ = load_results(REPO / "bench" / "h100" / "fresh-check" / "run-F1")

@@ -58,4 +58,4 @@ def test_check_without_a_reference_picks_by_the_results_hardware(capsys, tmp_pat
 def test_reproduce_dry_run_says_what_it_would_do(capsys):
     assert main(["reproduce", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "reproduce: hardware: a CPU" in out and "cpu-smoke" in out and "profile smoke" in out
+    assert "reproduce: hardware: CPU" in out and "cpu-smoke" in out and "profile smoke" in out

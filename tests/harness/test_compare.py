@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness import compare, stats
+from harness import compare, stats, versions
 from harness.errors import HarnessError, RecordError
 from harness.records import CaseResult, CaseSpec, Repetition, Timing, to_json
 from harness.storage import write_record
@@ -65,7 +66,7 @@ def test_seed_s128_vs_s512_is_a_scaling_result_not_a_speedup():
     cmp = compare.compare_cases(baseline=s128, candidate=s512)
     _, t128 = l4_run("local_enhanced_s128.json")
     _, t512 = l4_run("local_enhanced_s512.json")
-    assert cmp.kind == compare.KIND_SCALING and cmp.verdict == compare.VERDICT_SCALING
+    assert cmp.relation == compare.RELATION_SCALING and cmp.verdict == compare.VERDICT_SCALING
     assert cmp.speedup is None and cmp.speedup_ci_low is None and cmp.speedup_ci_high is None
     assert cmp.ratio == pytest.approx(np.median(t512) / np.median(t128))
     assert 5.0 < cmp.ratio_ci_low <= cmp.ratio <= cmp.ratio_ci_high < 6.0  # the seed's "5.09x"
@@ -79,7 +80,7 @@ def test_a_different_dtype_is_also_not_a_speedup():
     b = lognormal_case(rng, 0.20, 200, "flash")
     b.case.dtype = "bfloat16"
     cmp = compare.compare_cases(a, b)
-    assert cmp.kind == compare.KIND_SCALING and cmp.speedup is None
+    assert cmp.relation == compare.RELATION_SCALING and cmp.speedup is None
     assert any("dtype float16 -> bfloat16" in n for n in cmp.notes)
 
 
@@ -93,7 +94,7 @@ def test_verdict_follows_the_ratio_ci(factor, verdict):
     base = lognormal_case(rng, 0.31, 300, "flash")
     cand = lognormal_case(rng, 0.31 * factor, 300, "triton_attention")
     cmp = compare.compare_cases(base, cand)
-    assert cmp.kind == compare.KIND_SPEEDUP and cmp.verdict == verdict
+    assert cmp.relation == compare.RELATION_SPEEDUP and cmp.verdict == verdict
     assert cmp.ratio_ci_low <= cmp.ratio <= cmp.ratio_ci_high
     assert cmp.ratio == pytest.approx(factor, rel=0.02)
     assert cmp.speedup == pytest.approx(1 / cmp.ratio)
@@ -154,7 +155,7 @@ def test_one_run_each_of_the_same_config_looks_faster_repetitions_fix_it():
     # Two L4 runs of the very same configuration (S=128) differ by 17%: one run each calls the
     # second "faster" with a tight CI. That is run-to-run variation, and the comparison says so.
     single = compare.compare_cases(l4_case("full_enhanced_s128.json"), l4_case("local_enhanced_s128.json"))
-    assert single.kind == compare.KIND_SPEEDUP and single.verdict == compare.VERDICT_FASTER
+    assert single.relation == compare.RELATION_SPEEDUP and single.verdict == compare.VERDICT_FASTER
     assert any("one repetition per case" in n for n in single.notes)
     # With repetitions, the baseline's two runs bracket the candidate's run: no detectable difference.
     base = l4_case("full_enhanced_s128.json", "local_enhanced_s128.json")
@@ -175,10 +176,18 @@ def test_comparison_round_trips_through_json(tmp_path):
     cmp = compare.compare_cases(l4_case("full_enhanced_s128.json"), l4_case("full_enhanced_s512.json"))
     text = to_json(cmp)  # allow_nan=False: raises on any NaN/inf
     data = json.loads(text)
-    assert data["schema_version"] == compare.COMPARISON_SCHEMA_VERSION and data["kind"] == "scaling"
+    assert data["schema_version"] == versions.current("comparison") == 3
+    assert data["kind"] == "comparison" and data["relation"] == "scaling"
     path = tmp_path / "comparison.json"
     write_record(path, cmp)
     assert compare.load_comparison(path) == cmp
+    # Version 2 named the relation `kind`; such a file still reads, as what it meant.
+    old = {k: v for k, v in data.items() if k != "relation"} | {"kind": "scaling", "schema_version": 2}
+    path.write_text(json.dumps(old))
+    assert compare.load_comparison(path) == replace(cmp, schema_version=2)
+    path.write_text(json.dumps(data | {"schema_version": 4}))
+    with pytest.raises(RecordError, match=r"comparison.json: schema_version 4 is newer .* upgrade the tool"):
+        compare.load_comparison(path)
 
 
 def test_load_comparison_names_the_bad_field(tmp_path):
@@ -218,3 +227,12 @@ def test_empty_repetition_is_refused():
     empty.timing.repetitions[0].samples_ms = []
     with pytest.raises(HarnessError, match=r"timing.repetitions\[0\].samples_ms is empty"):
         compare.compare_cases(empty, ok)
+
+
+def test_the_faster_rule_is_the_one_in_stats(monkeypatch):
+    """compare, the ranking judge and the report ask harness.stats.direction; none keeps a copy."""
+    case = l4_case("full_enhanced_s128.json")
+    monkeypatch.setattr(stats, "direction", lambda low, high: stats.SLOWER)
+    assert compare.compare_cases(case, case).verdict == compare.VERDICT_SLOWER
+    monkeypatch.setattr(stats, "direction", lambda low, high: stats.FASTER)
+    assert compare.compare_cases(case, case).verdict == compare.VERDICT_FASTER

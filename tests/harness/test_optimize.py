@@ -257,7 +257,7 @@ def test_cpu_end_to_end_writes_typed_records_and_a_summary_from_them(cpu_run):
     assert cand.case.config == search.winner and cand.correctness.passed
     base = next(c for c in cases if c.case.workload == "sdpa")
     assert base.case.backend == baseline.best_backend and comparison.baseline_id == base.case.case_id
-    assert comparison.candidate_id == cand.case.case_id and comparison.kind == "speedup"
+    assert comparison.candidate_id == cand.case.case_id and comparison.relation == "speedup"
     # No speed is asserted: how the interpreter compares with torch's CPU kernels depends on what
     # else the machine runs (a loaded 2-core CI machine once gave a ratio of 0.45). What the code
     # guarantees is asserted instead: a verdict consistent with its own interval (the rule itself

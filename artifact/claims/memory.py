@@ -1,0 +1,114 @@
+"""memory: two claims under one kind name. A bound (peak allocated bytes of a case at most
+max_peak_bytes) and a growth (the exponent p of peak ~ S^p over seqs); the entry's keys say which."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional, Union
+
+import numpy as np
+
+from artifact.claims.base import FAIL, PASS, Claim, ClaimVerdict, ParseContext, judge_numeric, parse_seqs, short
+from artifact.claims.parts import CaseSelector, Tolerance, parse_selector, parse_tolerance
+from artifact.folder import ResultSet
+from artifact.textfmt import num
+from artifact.yamlnode import Node
+from harness import stats
+from harness.records import CaseResult
+
+
+@dataclass(kw_only=True)
+class MemoryClaim(Claim):
+    """What both memory claims share: the kind name, the parser that tells them apart, and reading
+    a case's peak."""
+
+    KIND: ClassVar[str] = "memory"
+    KEYS: ClassVar[tuple[str, ...]] = ("case", "max_peak_bytes", "seqs", "reference", "tolerance")
+    case: CaseSelector
+
+    @classmethod
+    def parse(cls, node: Node, ctx: ParseContext, common: dict[str, Any]) -> Union[MemoryBoundClaim, MemoryGrowthClaim]:
+        growth = node.has("seqs")
+        if growth == node.has("max_peak_bytes"):
+            raise node.error("give either max_peak_bytes (a bound) or seqs + reference + tolerance (growth)", "not both, not neither")
+        case_node = node.get("case")
+        if growth:
+            if case_node.has("seq"):
+                raise case_node.get("seq").error("seq is the axis of a growth claim", "list the lengths under 'seqs'")
+            case = parse_selector(case_node, ctx.defaults, ctx.device, single=True, not_required=("seq",))
+            case.values.pop("seq", None)
+            return MemoryGrowthClaim(case=case, seqs=parse_seqs(node.get("seqs")), reference=node.get("reference").number(),
+                                     tolerance=parse_tolerance(node.get("tolerance"), "abs"), **common)
+        return MemoryBoundClaim(case=parse_selector(case_node, ctx.defaults, ctx.device, single=True),
+                                max_peak_bytes=node.get("max_peak_bytes").integer(positive=True), **common)
+
+    def _peaks(self, results: ResultSet) -> tuple[list[tuple[CaseResult, int]], Optional[ClaimVerdict]]:
+        """Each selected case with its peak, or the verdict that says why one is missing."""
+        found = []
+        for sel in self.selectors():
+            case, early = self.fetch_one(results, sel)
+            if early:
+                return [], early
+            assert case is not None
+            peak = case.memory.peak_allocated_bytes if case.memory is not None else None
+            if peak is None:
+                return [], self.missing(case.case.case_id, "has no peak-memory reading (no allocator statistics on this device)")
+            found.append((case, peak))
+        return found, None
+
+
+@dataclass(kw_only=True)
+class MemoryBoundClaim(MemoryClaim):
+    """Peak allocated bytes of a case at most a bound."""
+
+    max_peak_bytes: int
+
+    def own_entry(self) -> dict[str, Any]:
+        return {"case": self.case.entry(), "max_peak_bytes": self.max_peak_bytes}
+
+    def selectors(self) -> list[CaseSelector]:
+        return [self.case]
+
+    def summary(self) -> str:
+        return f"peak allocated memory of {self.case.describe()} <= {self.max_peak_bytes} bytes"
+
+    def _judge(self, results: ResultSet) -> ClaimVerdict:
+        found, early = self._peaks(results)
+        if early:
+            return early
+        case, peak = found[0]
+        ok = peak <= self.max_peak_bytes
+        why = f"peak allocated {peak} bytes {'<=' if ok else '>'} bound {self.max_peak_bytes}"
+        return self.verdict(PASS if ok else FAIL, why, measured=float(peak), reference=float(self.max_peak_bytes),
+                            band_high=float(self.max_peak_bytes), tolerance=f"<= {self.max_peak_bytes} B", rule="point",
+                            unit="B", tolerance_used=peak / self.max_peak_bytes, cases=[case.case.case_id])
+
+
+@dataclass(kw_only=True)
+class MemoryGrowthClaim(MemoryClaim):
+    """The exponent p of peak allocated bytes ~ S^p over the listed sequence lengths."""
+
+    seqs: list[int]
+    reference: float
+    tolerance: Tolerance
+
+    def own_entry(self) -> dict[str, Any]:
+        return {"case": self.case.entry(), "seqs": list(self.seqs), "reference": self.reference,
+                "tolerance": self.tolerance.entry()}
+
+    def selectors(self) -> list[CaseSelector]:
+        return [self.case.with_values(seq=s) for s in self.seqs]
+
+    def summary(self) -> str:
+        return (f"peak memory of {short(self.case)} ~ S^p over S={','.join(map(str, self.seqs))}: "
+                f"p = {num(self.reference)}, {self.tolerance.describe()}")
+
+    def _judge(self, results: ResultSet) -> ClaimVerdict:
+        found, early = self._peaks(results)
+        if early:
+            return early
+        peaks = np.array([p for _, p in found], dtype=float)
+        est = float(stats.loglog_slope(np.array(self.seqs), peaks))
+        return judge_numeric(self, self.tolerance, self.reference, est, None, "", "memory growth exponent",
+                             [c.case.case_id for c, _ in found],
+                             details=[f"S={s}: {int(p)} bytes" for s, p in zip(self.seqs, peaks)])
