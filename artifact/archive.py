@@ -144,11 +144,13 @@ def _inspect(archive: Path) -> tuple[str, Optional[dict[str, Any]]]:
             with gzip.GzipFile(fileobj=io.BufferedReader(hashing, CHUNK), mode="rb") as gz, \
                     tarfile.open(fileobj=gz, mode="r|") as tar:
                 for member in tar:
-                    if member.isfile() and member.name == "manifest.json":
-                        manifest = json.load(tar.extractfile(member))
-                    elif member.isfile() and (member.name.endswith(".json") or member.name.startswith("blobs/")) \
-                            and member.size < (1 << 20):
-                        configs[member.name] = tar.extractfile(member).read()
+                    data = tar.extractfile(member) if member.isfile() else None
+                    if data is None:
+                        continue
+                    if member.name == "manifest.json":
+                        manifest = json.load(data)
+                    elif (member.name.endswith(".json") or member.name.startswith("blobs/")) and member.size < (1 << 20):
+                        configs[member.name] = data.read()
         except (OSError, EOFError, zlib.error, tarfile.TarError, json.JSONDecodeError, UnicodeDecodeError):
             pass  # a damaged archive (zlib.error is not an OSError): the digest says so below
         for _block in iter(lambda: hashing.read(CHUNK), b""):

@@ -198,7 +198,7 @@ def run_checks(image: str, gpus: Optional[list[str]] = None, preflight: bool = T
     image_cuda = img.cuda_version if img else None
     if driver is None and (not image_cuda or image_cuda == "none"):
         checks.append(Check("host driver vs image", OK if img else SKIP,
-                            f"{why}; the image's torch is a CPU build and needs none" if img else why))
+                            f"{why}; the image's torch is a CPU build and needs none" if img else (why or "no NVIDIA driver")))
     else:
         checks.append(driver_check(driver, cuda, image_cuda))
     return checks

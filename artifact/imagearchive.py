@@ -191,12 +191,15 @@ def _rewrite_saved(chunks: Iterator[bytes], config: dict[str, Any], tag: str, ou
         manifest = None
         with tarfile.open(fileobj=io.BufferedReader(_Chunks(chunks), 1 << 20), mode="r|") as saved:
             for member in saved:
+                src = saved.extractfile(member) if member.isfile() else None
+                if src is None:
+                    continue
                 if member.name == "manifest.json":
-                    manifest = json.load(saved.extractfile(member))
-                elif member.isfile() and (member.name.endswith("/layer.tar") or member.name.startswith("blobs/")):
+                    manifest = json.load(src)
+                elif member.name.endswith("/layer.tar") or member.name.startswith("blobs/"):
                     path = Path(tmp) / f"{len(kept)}"
-                    with saved.extractfile(member) as src, open(path, "wb") as dst:
-                        for block in iter(lambda: src.read(1 << 20), b""):
+                    with src, open(path, "wb") as dst:
+                        for block in iter(lambda src=src: src.read(1 << 20), b""):
                             dst.write(block)
                     kept[member.name] = path
         if not manifest:

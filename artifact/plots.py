@@ -170,7 +170,8 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
     out = _frame(title, x_label, y_label) + _grid(xa, ya, ticks, [_label(t) for t in ticks])
     for i, s in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
-        pts = sorted(zip(s.x, s.y, s.lo or [None] * len(s.x), s.hi or [None] * len(s.x)))
+        nones: list[Optional[float]] = [None] * len(s.x)
+        pts = sorted(zip(s.x, s.y, s.lo or nones, s.hi or nones), key=lambda p: (p[0], p[1]))
         path = " ".join(f"{xa(x):.1f},{ya(y):.1f}" for x, y, _, _ in pts)
         out.append(f'<polyline class="series" data-label={quoteattr(s.label)} points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for x, y, lo, hi in pts:
