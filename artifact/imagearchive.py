@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import platform
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -199,8 +200,7 @@ def _rewrite_saved(chunks: Iterator[bytes], config: dict[str, Any], tag: str, ou
                 elif member.name.endswith("/layer.tar") or member.name.startswith("blobs/"):
                     path = Path(tmp) / f"{len(kept)}"
                     with src, open(path, "wb") as dst:
-                        for block in iter(lambda src=src: src.read(1 << 20), b""):
-                            dst.write(block)
+                        shutil.copyfileobj(src, dst, 1 << 20)
                     kept[member.name] = path
         if not manifest:
             raise ValueError("docker save gave no manifest.json")
