@@ -113,16 +113,40 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
         t1 = time.perf_counter()
         v = verdictmod.judge_all(results, ref, note)
         v.wall_s = round(time.perf_counter() - t1, 3)
-        verdictmod.write(v, out, name=None if i == 0 else ref.name)
+        verdicts.append(v)
+        if v.status == verdictmod.NOT_APPLICABLE:
+            # A reference for other hardware says nothing about these results: one line, and the
+            # folder's verdict files (of a reference that does apply) are left as they were.
+            if json_out:
+                sys.stdout.write(verdictmod.to_json(v))
+            if i == 0:
+                print(f"error: {v.notes[0]}; nothing was written", file=sys.stderr)
+            continue
+        verdictmod.write(v, out, name=verdict_name(out, v, first=i == 0))
         verdictmod.append_step_summary(v)
         if json_out:
             sys.stdout.write(verdictmod.to_json(v))
         else:
             verdictmod.print_table(v)
-        if v.exit_code == verdictmod.EXIT_UNUSABLE and i == 0:
-            print(f"error: {v.notes[0]}", file=sys.stderr)
-        verdicts.append(v)
     return verdicts
+
+
+def verdict_name(out: Path, v, *, first: bool) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict
+    """None for verdict.json/md; the reference's name for verdict-<name>.json/md. A check against
+    one reference never overwrites the verdict of another: the folder's verdict.json stays the
+    first reference's, and a later one gets its own files."""
+    from artifact import verdict as verdictmod
+
+    if not first:
+        return str(v.reference_name)
+    path = out / verdictmod.VERDICT_JSON
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        old = verdictmod.load_verdict(path)
+    except ArtifactError:
+        return None  # not a verdict this tool can read: nothing of value is replaced
+    return None if old.reference_name == v.reference_name else str(v.reference_name)
 
 
 def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=print) -> int:
@@ -173,6 +197,8 @@ def _report(
     v = verdictmod.judge_all(results, ref, note) if ref is not None else None
     if v is not None:
         v.wall_s = round(time.perf_counter() - t0, 3)
+        if reference is not None and v.status == verdictmod.NOT_APPLICABLE:
+            raise ArtifactError(f"--reference {reference}: {v.notes[0]}; no report was written")
     stale = stale_verdict(results_dir, v)
     if stale:
         typer.echo(f"warning: {stale}", err=True)
