@@ -278,6 +278,11 @@ def _container_item(results: ResultSet) -> tuple[bool, str]:
     image = run.get("image") or {}
     if run.get("runtime") == "docker" and image.get("id"):
         return True, f"ran in the pinned image {image.get('ref', '')} ({str(image['id'])[:19]}), per run.json"
+    lock = run.get("package_lock") or {}
+    if run.get("runtime") == "native" and lock.get("matches") and lock.get("file"):
+        # Without a GPU, native is the intended path: what matters is that its packages are the lock's.
+        return True, (f"ran natively in packages that match {Path(str(lock['file'])).name} (the image's hash-locked set), "
+                      "per run.json")
     if run:
         return False, f"ran with runtime {run.get('runtime')} ({run.get('runtime_reason', 'no reason recorded')}), per run.json"
     inside = {True: "in a container", False: "not in a container", None: "unknown whether in a container"}[results.env.in_container]

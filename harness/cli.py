@@ -3,7 +3,7 @@
     harness bench --profile smoke --out results/
     harness bench --profile full --out results/          (on a GPU)
     harness bench --plan plan.yaml --out results/
-    harness bench --seq 128 512 --backends flash,cudnn --dtype float16 --out results/
+    harness bench --seq 128,512 --backends flash,cudnn --dtype float16 --out results/
     harness env --out results/
 
 Exit codes: 0 the sweep ran (each case's own status is in its file), 2 unusable input,
@@ -21,6 +21,9 @@ import typer
 
 from harness.envlock import prepare_process_env
 from harness.errors import HarnessError
+from harness.helptext import install as _plain_help
+
+_plain_help()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure GPU kernels properly: locked environment, device timing, statistics, memory.")
