@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import cliparse
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 REFS = REPO / "artifact" / "references"
@@ -76,3 +81,135 @@ def test_skips_are_grouped_by_reason_behind_the_judged_rows(tmp_path):
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "rep" / "report.md").read_text()
     assert scope in text and text.count("| **SKIP** |") == 1
+
+
+# --------------------------------------------------------------------------- advice that runs
+_BACKTICKED = re.compile(r"`((?:artifact|harness) [^`]*)`")
+
+
+def _advice_in_sources() -> list[tuple[str, str]]:
+    """Every `artifact ...` / `harness ...` command line quoted in the code's messages, with its
+    placeholders ({out}, OUT, FILE, ...) given a value."""
+    found = []
+    for path in sorted([*(REPO / "artifact").glob("*.py"), *(REPO / "harness").rglob("*.py")]):
+        for m in _BACKTICKED.finditer(path.read_text(encoding="utf-8")):
+            text = m.group(1)
+            text = re.sub(r"\{[^{}]*\}", "x", text)  # f-string fields
+            text = re.sub(r"\.\.\.", "", text)
+            found.append((f"{path.relative_to(REPO)}", text))
+    return found
+
+
+def test_every_command_line_in_the_code_s_advice_parses():
+    advice = _advice_in_sources()
+    assert len(advice) > 10
+    bad = []
+    for where, text in advice:
+        if "<" in text or " | " in text:  # `harness <args>`, `artifact doctor | build | run | gc`: not a line to type
+            continue
+        try:
+            cliparse.parse(text)
+        except AssertionError as exc:
+            # `artifact check` names a command in prose; what it names must exist, and every
+            # option it gives must be one the command takes, with a value where it needs one.
+            if "Missing argument" in str(exc) or "Missing option" in str(exc):
+                continue
+            bad.append(f"{where}: {exc}")
+    assert not bad, "\n".join(bad)
+
+
+def test_interrupted_docker_run_advises_a_resume_that_keeps_its_runtime(tmp_path, monkeypatch):
+    from artifact import launch, runtime_select
+    from artifact.runtime_select import Choice
+
+    monkeypatch.setattr(runtime_select, "choose", lambda *a, **k: Choice("docker", "requested", object(), None))
+    monkeypatch.setattr("artifact.docker_engine.engine_info", lambda client: None)
+    monkeypatch.setattr("artifact.image.image_info", lambda client, image: None)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("artifact.runtime_docker.run_container", interrupted)
+    notes: list[str] = []
+    opts = launch.RunOptions(runtime="docker", out=tmp_path / "out", profile="smoke", gpus="none",
+                             harness_args=["--max-time", "0.5"])
+    assert launch.launch(opts, echo=lambda s: None, note=notes.append) == launch.EXIT_INTERRUPTED
+    advice = re.search(r"`([^`]*)` completes the rest", notes[-1]).group(1)
+    cliparse.parse(advice)
+    argv = shlex.split(advice)
+    assert argv[argv.index("--runtime") + 1] == "docker" and "--resume" in argv
+    assert argv[argv.index("--profile") + 1] == "smoke" and argv[-2:] == ["--max-time", "0.5"]
+
+
+@pytest.mark.parametrize("command", ["build", "gc", "export"])
+def test_docker_commands_offer_only_options_they_have(command, tmp_path):
+    res = cli(command, env={"DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("error: Docker daemon not reachable")
+    bare = re.sub(r"`[^`]*`", "", res.stderr)
+    named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", bare))
+    assert named <= cliparse.options_of("artifact", command), named
+
+
+# --------------------------------------------------------------------------- a CPU-only host
+def test_cpu_only_host_gets_a_short_reason_and_no_gpu_preflight():
+    from artifact import runtime_select
+
+    def no(*a, **k):
+        raise AssertionError("no GPU preflight on a host without an NVIDIA driver")
+
+    probes = runtime_select.Probes(connect=lambda: object(), torch_variant=lambda c, i: "cpu", preflight_gpu=no,
+                                   host_gpu=lambda: False)
+    choice = runtime_select.choose("auto", "img", None, False, probes)
+    assert choice.runtime == "native" and len(choice.reason) < 160 and "toolkit" not in choice.reason.lower()
+    assert "--runtime docker --gpus none" in choice.reason
+
+
+def test_cpu_container_asks_for_no_gpu_ulimits(tmp_path):
+    from artifact import runtime_docker
+
+    cpu = runtime_docker.ContainerPlan(image="i", command=["true"], out=tmp_path).create_kwargs()
+    gpu = runtime_docker.ContainerPlan(image="i", command=["true"], out=tmp_path, gpus=[]).create_kwargs()
+    assert cpu["ulimits"] == [] and {u["Name"] for u in gpu["ulimits"]} == {"memlock", "stack"}
+
+
+def test_native_run_from_the_matched_lock_ticks_the_checklist():
+    from artifact import report, results
+
+    rs, note = results.load_results(CPU_RUN)
+    rs.run = {"runtime": "native", "runtime_reason": "auto: no NVIDIA GPU on this host",
+              "package_lock": {"file": "/x/.venv-reproduce/requirements-cpu.lock", "matches": True}}
+    lines = report._checklist(rs, note, None)
+    assert any(ln.startswith("- [x] ran natively in packages that match requirements-cpu.lock") for ln in lines), lines
+    rs.run["package_lock"]["matches"] = False
+    assert any(ln.startswith("- [ ] ran with runtime native") for ln in report._checklist(rs, note, None))
+
+
+def test_build_passes_only_the_build_args_of_the_stages_it_builds():
+    from artifact import image
+
+    seen = []
+
+    class Api:
+        def build(self, **kw):
+            seen.append(kw)
+            return iter([])
+
+    class Client:
+        api = Api()
+
+    every = {a: "v" for a in image.declared_args((REPO / "Dockerfile").read_text(), None)}
+    for target in ("install", None):
+        image._build_one(Client(), None, "t", target, dict(every), False, True, lambda s: None)
+    assert set(seen[0]["buildargs"]) == {"BASE_IMAGE", "WHEELS", "TORCH_VARIANT", "VENV_EPOCH", "SOURCE_DATE_EPOCH"}
+    assert set(seen[1]["buildargs"]) == set(every)
+
+
+def test_help_of_every_command_names_no_type_placeholders():
+    placeholder = re.compile(r"<(?:bool|str|int|float|path|text|file|directory)>|\{[a-z_]+\}|\w+ range>")
+    for program in ("artifact", "harness"):
+        for command in ["", *cliparse.commands_of(program)]:
+            res = subprocess.run([sys.executable, "-m", f"{program}.cli", *([command] if command else []), "--help"],
+                                 capture_output=True, text=True, timeout=120, cwd=REPO,
+                                 env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
+            assert res.returncode == 0, (program, command, res.stderr)
+            assert not placeholder.findall(res.stdout), (program, command, placeholder.findall(res.stdout))
