@@ -40,6 +40,7 @@ def _check(
                 where = out or (folder if label == "merged" else folder / label)
                 todo.append((f"{folder}" + ("" if label == "merged" else f"/{label}"), rs, note, where))
         else:
+            refuse_unfinished(folder)
             rs, note = verdictmod.load_results(folder)
             todo.append((str(folder), rs, note, out or folder))
     rows, codes = [], []
@@ -113,6 +114,10 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
         t1 = time.perf_counter()
         v = verdictmod.judge_all(results, ref, note)
         v.wall_s = round(time.perf_counter() - t1, 3)
+        other = other_kind(v, ref)
+        if other:
+            v.status, v.exit_code = verdictmod.NOT_APPLICABLE, verdictmod.EXIT_UNUSABLE
+            v.notes.insert(0, other)
         verdicts.append(v)
         if v.status == verdictmod.NOT_APPLICABLE:
             # A reference for other hardware says nothing about these results: one line, and the
@@ -129,6 +134,37 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
         else:
             verdictmod.print_table(v)
     return verdicts
+
+
+def other_kind(v, ref) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict, reference.Reference
+    """When most judged claims fail only because their cases are absent, the folder is not a run
+    of what the reference describes (another profile or plan), or not a finished one: saying
+    "1 PASS, 9 FAIL" would blame the measurements for a mismatch of inputs."""
+    from artifact.claims import FAIL, PASS
+
+    fails = [c for c in v.claims if c.status == FAIL]
+    judged = len(fails) + sum(c.status == PASS for c in v.claims)
+    if not fails or not all(c.missing for c in fails) or 2 * len(fails) < judged:
+        return None
+    how = f" (measured with {ref.run.describe()})" if ref.run is not None else ""
+    return (f"these results are not of the kind {ref.name} describes{how}: {len(fails)} of {judged} applicable claims "
+            f"need cases the folder does not have (first: {fails[0].claim_id}: {fails[0].why.removeprefix('missing: ')}); "
+            "check against the reference of the run that made them, or complete an interrupted run with --resume")
+
+
+def refuse_unfinished(folder: Path) -> None:
+    """A folder whose run.json says the run stopped early is completed with --resume, not judged:
+    its absent cases would read as failed claims, and before the first case there is nothing."""
+    from artifact.launch import resume_command_of
+    from artifact.runinfo import load_run_info
+    from harness import storage
+
+    info = load_run_info(folder)
+    if info is None or info.status == "completed":
+        return
+    n = len(list((folder / storage.CASES_DIR).glob("*.json")))
+    raise ArtifactError(f"{folder / 'run.json'}: the run stopped before it finished (status {info.status}, {n} case(s) "
+                        f"kept); complete it with `{resume_command_of(info)}`, then check again")
 
 
 def verdict_name(out: Path, v, *, first: bool) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict
@@ -161,6 +197,7 @@ def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=
             vs = judge_set(rs, note, results_dir if label == "merged" else results_dir / label, json_out=json_out, say=say)
             codes.append(_worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0]))
         return _worst(codes)
+    refuse_unfinished(results_dir)
     results, note = verdictmod.load_results(results_dir)
     vs = judge_set(results, note, out, json_out=json_out, say=say)
     return _worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0])

@@ -31,6 +31,10 @@ def _finished(out: Path, case_id: str) -> CaseResult | None:
 
 def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True) -> int:
     out = Path(out)
+    if resume:
+        from harness import resume as resumemod
+
+        resumemod.check(out, plan, device)
     out.mkdir(parents=True, exist_ok=True)
     con = console()
     settings, failures = envlock.lock(plan.timing.seed, plan.cpu_threads if device == "cpu" else None)

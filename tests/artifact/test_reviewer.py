@@ -213,3 +213,64 @@ def test_help_of_every_command_names_no_type_placeholders():
                                  env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
             assert res.returncode == 0, (program, command, res.stderr)
             assert not placeholder.findall(res.stdout), (program, command, placeholder.findall(res.stdout))
+
+
+# --------------------------------------------------------------------------- interrupted and foreign folders
+FLAGS_RUN = ["--seq", "64", "--backends", "math", "--batch", "2", "--heads", "4", "--head-dim", "32", "--dtype", "float32",
+             "--device", "cpu", "--max-time", "0.05", "--no-census", "--no-ceilings", "--no-progress"]
+
+
+def harness(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def flags_run(tmp_path_factory) -> Path:
+    """A real (tiny) CPU run of a flag set: a folder of another kind than the smoke reference's."""
+    out = tmp_path_factory.mktemp("flags") / "run"
+    res = harness("bench", "--out", str(out), *FLAGS_RUN)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_a_folder_of_another_plan_is_not_judged_as_failed(flags_run, tmp_path):
+    run = copy_run(flags_run, tmp_path)
+    res = cli("check", str(run), "--reference", str(REFS / "cpu-smoke.yaml"))
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert res.stderr.startswith("error: these results are not of the kind cpu-smoke describes")
+    assert len(res.stderr.strip().splitlines()) == 1 and not list(run.glob("verdict*"))
+
+
+def test_harness_resume_refuses_a_folder_of_another_configuration(flags_run, tmp_path):
+    run = copy_run(flags_run, tmp_path)
+    before = sorted(p.name for p in (run / "cases").iterdir())
+    other = harness("bench", "--out", str(run), "--resume", *FLAGS_RUN[:-5], "--max-time", "0.05", "--target-ci", "0.05",
+                    "--no-census", "--no-ceilings", "--no-progress")
+    assert other.returncode == 2 and "timing.target_rel_ci is 0.01, this run's is 0.05" in other.stderr, other.stderr
+    smoke = harness("bench", "--out", str(run), "--resume", "--profile", "smoke", "--device", "cpu", "--no-progress")
+    assert smoke.returncode == 2 and "this run's is 0.02 (profile:smoke)" in smoke.stderr, smoke.stderr
+    assert len(smoke.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (run / "cases").iterdir()) == before
+
+
+def test_an_interrupted_run_is_checked_with_the_command_that_completes_it(tmp_path, monkeypatch):
+    from artifact import launch, runtime_select
+    from artifact.runtime_select import Choice
+
+    monkeypatch.setattr(runtime_select, "choose", lambda *a, **k: Choice("docker", "requested", object(), None))
+    monkeypatch.setattr("artifact.docker_engine.engine_info", lambda client: None)
+    monkeypatch.setattr("artifact.image.image_info", lambda client, image: None)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("artifact.runtime_docker.run_container", interrupted)
+    out = tmp_path / "out"  # interrupted before the first case: no env.json
+    launch.launch(launch.RunOptions(runtime="docker", out=out, profile="smoke"), echo=lambda s: None, note=lambda s: None)
+    res = cli("check", str(out))
+    assert res.returncode == 2 and "env.json" not in res.stderr
+    assert "the run stopped before it finished (status interrupted, 0 case(s) kept)" in res.stderr
+    advice = re.search(r"`([^`]*)`, then check again", res.stderr).group(1)
+    cliparse.parse(advice)
+    assert "--runtime docker --resume" in advice and "--profile smoke" in advice
