@@ -274,3 +274,26 @@ def test_an_interrupted_run_is_checked_with_the_command_that_completes_it(tmp_pa
     advice = re.search(r"`([^`]*)`, then check again", res.stderr).group(1)
     cliparse.parse(advice)
     assert "--runtime docker --resume" in advice and "--profile smoke" in advice
+
+
+# --------------------------------------------------------------------------- the engine script's decision
+def test_ensure_engine_decides_by_the_socket_it_will_use(tmp_path):
+    """A running dockerd on another socket is not an engine for this one: the script must plan to
+    start one (checked with --check, which changes nothing, so the running engine is untouched)."""
+    import socket
+
+    script = REPO / "docker" / "ensure_engine.sh"
+    bound = tmp_path / "bound.sock"  # a socket file nothing accepts on
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(bound))
+    try:
+        for path in (tmp_path / "nothing.sock", bound):
+            res = subprocess.run(["bash", str(script), "--check"], capture_output=True, text=True, timeout=60,
+                                 env={**os.environ, "DOCKER_HOST": f"unix://{path}", "CI": ""})
+            assert res.returncode == 0 and res.stdout.strip() == f"ensure_engine: start unix://{path}", res.stdout + res.stderr
+    finally:
+        s.close()
+    if Path("/var/run/docker.sock").is_socket():
+        res = subprocess.run(["bash", str(script), "--check"], capture_output=True, text=True, timeout=60,
+                             env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"})
+        assert res.stdout.split()[1] in ("use", "wait"), res.stdout
