@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -102,7 +102,7 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
     from artifact.reference import load_reference
 
     if reference is not None:
-        refs = [(load_reference(reference), None)]
+        refs: list[tuple[Any, Optional[str]]] = [(load_reference(reference), None)]
     else:
         sel = shipped.select(shipped.from_env(results.env))
         shipped.require_fit(sel)

@@ -187,9 +187,9 @@ def _run_sharded(harness_args: list[str], *, runtime: str, out: Optional[Path], 
         try:
             outcome = slurm_executor.wait(jobs, out, log=lambda s: print(s, flush=True))
         except KeyboardInterrupt as exc:
-            outcome = getattr(exc, "outcome", None)
-            if outcome is not None:
-                shardmod.write_slurm(out, outcome, argv, started, t0)
+            partial = getattr(exc, "outcome", None)
+            if partial is not None:
+                shardmod.write_slurm(out, partial, argv, started, t0)
             _err(f"artifact: interrupted; the jobs were cancelled; finished shards are in {out}")
             return 130
         record = shardmod.write_slurm(out, outcome, argv, started, t0)

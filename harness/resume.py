@@ -44,8 +44,8 @@ def check(out: Path, plan: Plan, device: str) -> None:
             if key in want and want[key] != have:
                 raise HarnessError(f"--resume: {path}: case.{key} is {have!r}, this run's plan ({plan.source}) has "
                                    f"{want[key]!r}; {fix}")
-        timing = data.get("timing") if isinstance(data.get("timing"), dict) else {}
-        have_ci = timing.get("target_rel_ci")
+        timing = data.get("timing")
+        have_ci = timing.get("target_rel_ci") if isinstance(timing, dict) else None
         if have_ci is not None and have_ci != plan.timing.target_rel_ci:
             raise HarnessError(f"--resume: {path}: timing.target_rel_ci is {have_ci:g}, this run's is "
                                f"{plan.timing.target_rel_ci:g} ({plan.source}); {fix}")
