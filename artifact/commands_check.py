@@ -6,7 +6,9 @@
     artifact expected-results --update ARTIFACT.md
 
 check exits 0 when every applicable claim passes, 1 when a claim fails, 2 when the inputs are
-unusable (tampered results, a bad reference, or a reference that applies to none of the claims).
+unusable (tampered results, a bad reference, a reference that applies to none of the claims,
+results of another kind than the reference describes, or an unfinished run); exit 2 writes no
+verdict file, so a mistaken check never replaces the folder's verdict.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -102,6 +104,7 @@ def test_interrupted_run_keeps_finished_cases_and_resume_completes(docker_client
     _wait_for_cases(out, 2, proc)
     proc.send_signal(sig)
     assert proc.wait(timeout=120) == 130
+    advice = re.search(r"`(artifact run [^`]*)` completes the rest", proc.stderr.read())
     kept = {p.name: p.read_bytes() for p in (out / "cases").glob("*.json")}
     assert 2 <= len(kept) < n_total
     assert len(load_cases(out)) == len(kept)  # every kept file is whole
@@ -110,7 +113,11 @@ def test_interrupted_run_keeps_finished_cases_and_resume_completes(docker_client
     assert run.status == "interrupted" and run.exit_code == 130
     assert _our_containers(docker_client) == []
 
-    proc = artifact_cli("run", "--runtime", runtime, "--out", str(out), "--resume", *extra, timeout=600)
+    # Resumed exactly as the interrupted run advised (issue 12: the advice left out --runtime docker).
+    assert advice, "no resume advice printed"
+    argv = shlex.split(advice.group(1))
+    assert argv[argv.index("--runtime") + 1] == runtime
+    proc = artifact_cli(*argv[1:], timeout=600)
     assert proc.returncode == 0, proc.stderr
     _assert_complete_folder(out, runtime, n_total)
     for name, data in kept.items():  # finished cases were kept, not measured again
