@@ -34,6 +34,10 @@ def _check(
 
     if out is not None and len(results_dirs) > 1:
         raise ArtifactError("--out: give one results folder with it; with several, each gets its own verdict files")
+    if reference is not None:
+        from artifact.reference import load_reference
+
+        load_reference(reference)  # a broken reference is named first: no folder can be judged with it
     todo = []  # (label, ResultSet, manifest note, where the verdict goes)
     for folder in results_dirs:
         if shards.is_sharded(folder):
