@@ -54,6 +54,7 @@ test: lint docker-engine slurm-cluster
 # Lint first: seconds, and a failure names file:line before the long tests start.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check artifact harness tests bench docker slurm
+	$(VENV)/bin/mypy
 
 image: $(VENV)/.installed docker-engine
 	$(VENV)/bin/artifact build --offline --variant $(VARIANT)
@@ -67,8 +68,12 @@ smoke: $(VENV)/.installed
 # model first, then those with claims for its compute capability), runs the plan the primary one
 # names (harness/plans/h200-artifact.yaml on an H200, the H100 plan on an H100, the portable plan
 # on another GPU, the smoke profile without a GPU), and checks every fitting reference.
+# artifact lives in $(REPRO_VENV), not on PATH: the last lines say how to call it.
 reproduce: $(REPRO_VENV)/.installed reproduce-image
-	$(REPRO_VENV)/bin/artifact reproduce --out results/$(STAMP)
+	rc=0; $(REPRO_VENV)/bin/artifact reproduce --out results/$(STAMP) || rc=$$?; \
+	echo "next: $(REPRO_VENV)/bin/artifact report results/$(STAMP)"; \
+	echo "      (or: source $(REPRO_VENV)/bin/activate, then artifact ...)"; \
+	exit $$rc
 
 lock:
 	$(PYTHON) docker/lock.py --variant $(VARIANT)

@@ -1,5 +1,5 @@
 """The image as a file, for reviewers without network or registry (artifact evaluations archive
-the image with the artifact): `artifact export` writes it, `artifact build --from-archive` loads
+the image with the artifact): `artifact export` writes it, `artifact build --from-archive FILE` loads
 it back and refuses anything that is not exactly what was exported.
 
     gpu-kernel-artifact-0.1.0-cuda.tar.gz          `docker save` of the image, gzip-compressed

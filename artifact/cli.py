@@ -10,6 +10,9 @@ import typer
 
 from artifact.errors import ArtifactError
 from harness.errors import HarnessError
+from harness.helptext import install as _plain_help
+
+_plain_help()  # TEXT, PATH, RESULTS_DIR in --help, not <str>, <path>, {results_dir}
 
 app = typer.Typer(
     add_completion=False,

@@ -7,7 +7,9 @@
     artifact expected-results --update ARTIFACT.md
 
 check exits 0 when every applicable claim passes, 1 when a claim fails, 2 when the inputs are
-unusable (tampered results, a bad reference, or a reference that applies to none of the claims).
+unusable (tampered results, a bad reference, a reference that applies to none of the claims,
+results of another kind than the reference describes, or an unfinished run); exit 2 writes no
+verdict file, so a mistaken check never replaces the folder's verdict.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _check(
     if reference is not None:
         from artifact.reference import load_reference
 
-        load_reference(reference)  # a bad reference is named before any folder is read
+        load_reference(reference)  # a broken reference is named first: no folder can be judged with it
     todo = []  # (label, ResultSet, manifest note, where the verdict goes)
     for folder in results_dirs:
         if shards.is_sharded(folder):
@@ -46,6 +48,7 @@ def _check(
                 where = out or (folder if label == "merged" else folder / label)
                 todo.append((f"{folder}" + ("" if label == "merged" else f"/{label}"), rs, note, where))
         else:
+            refuse_unfinished(folder)
             rs, note = folder_mod.load_results(folder)
             todo.append((str(folder), rs, note, out or folder))
     rows, codes = [], []
@@ -119,16 +122,81 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
         t1 = time.perf_counter()
         v = verdictmod.judge_all(results, ref, note)
         v.wall_s = round(time.perf_counter() - t1, 3)
-        verdictmod.write(v, out, name=None if i == 0 else ref.name)
+        other = other_kind(v, ref)
+        if other:
+            v.status, v.exit_code = verdictmod.NOT_APPLICABLE, verdictmod.EXIT_UNUSABLE
+            v.notes.insert(0, other)
+        verdicts.append(v)
+        if v.status == verdictmod.NOT_APPLICABLE:
+            # A reference for other hardware says nothing about these results: one line, and the
+            # folder's verdict files (of a reference that does apply) are left as they were.
+            if json_out:
+                sys.stdout.write(verdictmod.to_json(v))
+            if i == 0:
+                print(f"error: {v.notes[0]}; nothing was written", file=sys.stderr)
+            continue
+        verdictmod.write(v, out, name=verdict_name(out, v, first=i == 0))
         verdictmod.append_step_summary(v)
         if json_out:
             sys.stdout.write(verdictmod.to_json(v))
         else:
             verdictmod.print_table(v)
-        if v.exit_code == verdictmod.EXIT_UNUSABLE and i == 0:
-            print(f"error: {v.notes[0]}", file=sys.stderr)
-        verdicts.append(v)
     return verdicts
+
+
+# How artifact/claims.py says a needed case is not in the folder at all.
+_ABSENT = ("is not in the results folder", "matches no case in the results folder")
+
+
+def other_kind(v, ref) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict, reference.Reference
+    """When most judged claims fail only because their cases are absent, the folder is not a run
+    of what the reference describes (another profile or plan), or not a finished one: saying
+    "1 PASS, 9 FAIL" would blame the measurements for a mismatch of inputs."""
+    from artifact.claims import FAIL, PASS
+
+    fails = [c for c in v.claims if c.status == FAIL]
+    judged = len(fails) + sum(c.status == PASS for c in v.claims)
+    # Absent, not skipped: a case the harness skipped (a backend this GPU lacks) is a real failure.
+    absent = [c for c in fails if c.missing and any(w in c.why for w in _ABSENT)]
+    if not fails or len(absent) < len(fails) or 2 * len(fails) < judged:
+        return None
+    how = f" (measured with {ref.run.describe()})" if ref.run is not None else ""
+    return (f"these results are not of the kind {ref.name} describes{how}: {len(fails)} of {judged} applicable claims "
+            f"need cases the folder does not have (first: {fails[0].claim_id}: {fails[0].why.removeprefix('missing: ')}); "
+            "check against the reference of the run that made them, or complete an interrupted run with --resume")
+
+
+def refuse_unfinished(folder: Path) -> None:
+    """A folder whose run.json says the run stopped early is completed with --resume, not judged:
+    its absent cases would read as failed claims, and before the first case there is nothing."""
+    from artifact.folder import load_run_info
+    from artifact.launch import resume_command_of
+    from harness import storage
+
+    info = load_run_info(folder)
+    if info is None or info.status == "completed":
+        return
+    n = len(list((folder / storage.CASES_DIR).glob("*.json")))
+    raise ArtifactError(f"{folder / 'run.json'}: the run stopped before it finished (status {info.status}, {n} case(s) "
+                        f"kept); complete it with `{resume_command_of(info)}`, then check again")
+
+
+def verdict_name(out: Path, v, *, first: bool) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict
+    """None for verdict.json/md; the reference's name for verdict-<name>.json/md. A check against
+    one reference never overwrites the verdict of another: the folder's verdict.json stays the
+    first reference's, and a later one gets its own files."""
+    from artifact import verdict as verdictmod
+
+    if not first:
+        return str(v.reference_name)
+    path = out / verdictmod.VERDICT_JSON
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        old = verdictmod.load_verdict(path)
+    except ArtifactError:
+        return None  # not a verdict this tool can read: nothing of value is replaced
+    return None if old.reference_name == v.reference_name else str(v.reference_name)
 
 
 def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=print) -> int:
@@ -144,6 +212,7 @@ def check_selected(results_dir: Path, out: Path, *, json_out: bool = False, say=
             vs = judge_set(rs, note, results_dir if label == "merged" else results_dir / label, json_out=json_out, say=say)
             codes.append(_worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0]))
         return _worst(codes)
+    refuse_unfinished(results_dir)
     results, note = folder_mod.load_results(results_dir)
     vs = judge_set(results, note, out, json_out=json_out, say=say)
     return _worst([v.exit_code for i, v in enumerate(vs) if v.status != verdictmod.NOT_APPLICABLE or i == 0])
@@ -190,6 +259,8 @@ def _report(
     v = verdictmod.judge_all(results, ref, note) if ref is not None else None
     if v is not None:
         v.wall_s = round(time.perf_counter() - t0, 3)
+        if reference is not None and v.status == verdictmod.NOT_APPLICABLE:
+            raise ArtifactError(f"--reference {reference}: {v.notes[0]}; no report was written")
     stale = stale_verdict(results_dir, v)
     if stale:
         typer.echo(f"warning: {stale}", err=True)

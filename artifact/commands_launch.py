@@ -38,7 +38,7 @@ def doctor(
     code = doc.exit_code(checks)
     if code:
         failed = ", ".join(c.name for c in checks if c.status == doc.FAIL)
-        raise ArtifactError(f"the docker path is not usable ({failed}); see the fixes above, or use --runtime native",
+        raise ArtifactError(f"the docker path is not usable ({failed}); see the fixes above, or run natively: `artifact run --runtime native`",
                             exit_code=code)
 
 

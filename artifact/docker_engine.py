@@ -76,25 +76,30 @@ def socket_path() -> Optional[str]:
     return None
 
 
-def _connection_error(exc: BaseException) -> ArtifactError:
+# Only `artifact run` can do without Docker; build, export and gc cannot, so they do not offer it.
+NATIVE_ADVICE = ", or use --runtime native"
+
+
+def _connection_error(exc: BaseException, native: bool = False) -> ArtifactError:
     """Why the daemon could not be reached, judged from the socket and the exception chain."""
     text = _one_line(repr(exc))
+    alt = NATIVE_ADVICE if native else ""
     sock = socket_path()
     where = sock or os.environ.get("DOCKER_HOST", "")
     start = "start it (`sudo systemctl start docker`, or `sudo dockerd &` where there is no systemd)"
     if sock is not None and not os.path.exists(sock):
         return ArtifactError(f"Docker daemon not reachable: socket {sock} does not exist, so the daemon is "
-                             f"not running or not installed; install docker.io and {start}, or use --runtime native")
+                             f"not running or not installed; install docker.io and {start}{alt}")
     if "PermissionError" in text or "Permission denied" in text:
         return ArtifactError(f"Docker daemon not reachable: permission denied on {where}; add your user to the "
                              "`docker` group (`sudo usermod -aG docker $USER`, then log in again) or run as root")
     if "ConnectionRefused" in text or "Connection refused" in text:
         return ArtifactError(f"Docker daemon not reachable: {where} refuses connections, so the daemon has "
-                             f"stopped; {start}, or use --runtime native")
+                             f"stopped; {start}{alt}")
     if "Timeout" in text or "timed out" in text:
         return ArtifactError(f"Docker daemon not reachable: {where} did not answer in time; check `docker info`, "
-                             "restart the daemon, or use --runtime native")
-    return ArtifactError(f"Docker daemon not reachable at {where}: {text}; check `docker info`, or use --runtime native")
+                             f"restart the daemon{alt}")
+    return ArtifactError(f"Docker daemon not reachable at {where}: {text}; check `docker info`{alt}")
 
 
 def sdk():
@@ -107,16 +112,17 @@ def sdk():
     return docker
 
 
-def connect(timeout: float = 30.0):
-    """A DockerClient talking to the daemon of DOCKER_HOST (or the default socket)."""
+def connect(timeout: float = 30.0, native: bool = False):
+    """A DockerClient talking to the daemon of DOCKER_HOST (or the default socket); `native`: the
+    caller can run without Docker (`artifact run`), so its errors offer --runtime native."""
     docker = sdk()
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise _connection_error(exc) from None
+        raise _connection_error(exc, native) from None
     except Exception as exc:  # requests' connection errors, OSError from the socket
-        raise _connection_error(exc) from None
+        raise _connection_error(exc, native) from None
     return client
 
 

@@ -181,7 +181,7 @@ def run_checks(image: str, gpus: Optional[list[str]] = None, preflight: bool = T
             checks.append(Check("NVIDIA runtime", OK, f"a container with the GPU request started (runtimes: {runtimes})"))
         except ArtifactError as exc:
             detail, _, fix = str(exc).partition("; ")
-            checks.append(Check("NVIDIA runtime", WARN, f"{detail} (runtimes: {runtimes}); GPU runs use --runtime native",
+            checks.append(Check("NVIDIA runtime", WARN, f"{detail} (runtimes: {runtimes}); GPU runs use `artifact run --runtime native`",
                                 fix or None))
 
     driver, cuda, why = host_driver()

@@ -275,9 +275,36 @@ _STEP_ID = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _FINAL_FROM = re.compile(r"^Step \d+/\d+ : FROM base$")
 
 
+_FROM = re.compile(r"^\s*FROM\s+\S+(?:\s+AS\s+(\S+))?", re.IGNORECASE)
+_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def declared_args(dockerfile: str, target: Optional[str]) -> set[str]:
+    """The ARGs a build of `target` (None: every stage) declares: the ones before the first FROM
+    and those of each stage up to the target. The builder warns about every other build-arg."""
+    names: set[str] = set()
+    stage: Optional[str] = None  # None: before the first FROM
+    for line in dockerfile.splitlines():
+        m = _FROM.match(line)
+        if m:
+            if target is not None and stage == target.lower():
+                break
+            stage = (m.group(1) or "").lower()
+            continue
+        a = _ARG.match(line)
+        if a:
+            names.add(a.group(1))
+    return names
+
+
 def _build_one(client: Any, context: Any, tag: str, target: Optional[str], buildargs: dict[str, str],
                nocache: bool, offline: bool, log: Callable[[str], None]) -> Optional[str]:
     """Build; the install stage's image id when the output names it."""
+    # A build-arg no built stage declares only earns the builder's "were not consumed" warning.
+    dockerfile = source_root() / "Dockerfile"
+    if dockerfile.is_file():
+        wanted = declared_args(dockerfile.read_text(encoding="utf-8"), target)
+        buildargs = {k: v for k, v in buildargs.items() if k in wanted}
     tail: list[str] = []
     last_id = install_id = None
     with translated(f"building image {tag}"):

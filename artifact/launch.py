@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -73,6 +73,41 @@ def check_out_folder(out: Path, resume: bool) -> None:
     has_results = (out / ENV_FILE).exists() or any((out / CASES_DIR).glob("*.json"))
     if has_results and not resume:
         raise ArtifactError(f"--out {out}: already holds results; add --resume to complete them, or choose a new --out")
+
+
+def resume_command(opts: RunOptions, runtime: str, out: Path, image: Optional[str] = None) -> str:
+    """The command line that completes this run: the same runtime, plan, GPUs and image, since a
+    resume under other settings is refused (one folder, one environment); `auto` could choose
+    another runtime on the second call, so the one used is named."""
+    import shlex
+
+    argv = ["artifact", "run", "--runtime", runtime, "--resume", "--out", str(out)]
+    if opts.plan is not None:
+        argv += ["--plan", str(opts.plan)]
+    elif opts.profile is not None:
+        argv += ["--profile", opts.profile]
+    if opts.gpus is not None:
+        argv += ["--gpus", opts.gpus]
+    if runtime == "docker" and (image or opts.image):
+        argv += ["--image", str(image or opts.image)]
+    if opts.device is not None:
+        argv += ["--device", opts.device]
+    if opts.timeout_s != RunOptions.timeout_s:
+        argv += ["--timeout", f"{opts.timeout_s or 0:g}"]
+    if opts.shm_size != RunOptions.shm_size:
+        argv += ["--shm-size", opts.shm_size]
+    if opts.harness_args:
+        argv += ["--", *opts.harness_args]
+    return shlex.join(argv)
+
+
+def resume_command_of(info: RunInfo) -> str:
+    """resume_command for a folder's run.json (what `artifact check` advises for a cut-short run)."""
+    o = info.options or {}
+    opts = RunOptions(profile=o.get("profile"), plan=Path(o["plan"]) if o.get("plan") else None, gpus=o.get("gpus"),
+                      image=o.get("image"), device=o.get("device"), timeout_s=o.get("timeout_s", RunOptions.timeout_s),
+                      shm_size=o.get("shm_size") or RunOptions.shm_size, harness_args=list(o.get("harness_args") or []))
+    return resume_command(opts, info.runtime, Path(o.get("out") or "OUT"))
 
 
 def harness_args(opts: RunOptions, out_arg: str, plan_arg: Optional[str], progress: bool) -> list[str]:
@@ -248,11 +283,12 @@ def launch(opts: RunOptions, echo: Callable[[str], None] = print,
         return 0
     if status == "interrupted":
         note(f"artifact: interrupted: {n_cases} finished case(s) kept in {out}; "
-             f"`artifact run --resume --out {out}` completes the rest")
+             f"`{resume_command(opts, choice.runtime, out, image)}` completes the rest")
         return EXIT_INTERRUPTED
     if status == "timeout":
         raise ArtifactError(f"the run exceeded --timeout {opts.timeout_s:g} s and was stopped; {n_cases} finished "
-                            f"case(s) kept in {out}; raise --timeout and add --resume to complete",
+                            f"case(s) kept in {out}; complete them with a longer limit: "
+                            f"`{resume_command(replace(opts, timeout_s=2 * opts.timeout_s if opts.timeout_s else None), choice.runtime, out, image)}`",
                             exit_code=EXIT_TIMEOUT)
     if exit_code == 2:
         raise ArtifactError(f"the harness rejected its input (its error line is above); run.json in {out}")

@@ -23,7 +23,7 @@ from artifact.reference import Peak, Reference
 from artifact.textfmt import env_hardware, num
 from artifact.verdict import Verdict, to_markdown
 from harness import storage
-from harness.records import CaseResult, CaseSpec
+from harness.records import CaseResult, CaseSpec, Timing
 
 REPORT_MD = "report.md"
 
@@ -75,11 +75,17 @@ def peaks_for(results: ResultSet, reference: Optional[Reference], dtype: str) ->
     if not reference.hardware.matches(results.env):
         return Peaks(None, None, f"the reference's peaks were measured on {reference.hardware.describe()}, not on {env_hardware(results.env)}")
     t, g = reference.hardware.peak("tflops", dtype), reference.hardware.peak("gbps")
-    why = "" if t and g else f"the reference lists no measured {'TFLOP/s' if not t else 'GB/s'} peak for {dtype}"
-    return Peaks(t, g, why)
+    gap = "" if t and g else f"the reference lists no measured {'TFLOP/s' if not t else 'GB/s'} peak for {dtype}"
+    return Peaks(t, g, gap)
 
 
 # --------------------------------------------------------------------------- sections
+def _t(c: CaseResult) -> Timing:
+    """The timing of a case already filtered to those that ran (for the type checker)."""
+    assert c.timing is not None
+    return c.timing
+
+
 def roof_tflops(c: CaseResult, peaks: Peaks) -> Optional[float]:
     """The roofline's ceiling at this case's arithmetic intensity: min(compute roof, AI x bandwidth)."""
     if c.throughput is None or not c.throughput.bytes or peaks.tflops is None or peaks.gbps is None:
@@ -186,7 +192,7 @@ def _ratios_table(cases: list[CaseResult]) -> tuple[list[str], dict[int, tuple]]
     lines = ["| S | fastest | backend | time / fastest's time | 95% CI |", "|---|---|---|---|---|"]
     best: dict[int, tuple] = {}
     for seq in sorted(by_seq):
-        ranked = sorted(by_seq[seq], key=lambda c: c.timing.summary.median_ms)
+        ranked = sorted(by_seq[seq], key=lambda c: _t(c).summary.median_ms)
         fastest = ranked[0]
         for other in ranked[1:]:
             ci = stats.hierarchical_ratio_ci(groups_of(other), groups_of(fastest), n_resamples=stats.VERDICT_BOOTSTRAP.resamples,
@@ -211,8 +217,8 @@ def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> 
     series = []
     for backend, cs in by_backend.items():
         cs.sort(key=lambda c: c.case.seq)
-        series.append(plots.Series(backend, [float(c.case.seq) for c in cs], [c.timing.summary.median_ms for c in cs],
-                                   [c.timing.summary.ci_low_ms for c in cs], [c.timing.summary.ci_high_ms for c in cs]))
+        series.append(plots.Series(backend, [float(c.case.seq) for c in cs], [_t(c).summary.median_ms for c in cs],
+                                   [_t(c).summary.ci_low_ms for c in cs], [_t(c).summary.ci_high_ms for c in cs]))
     name = f"time-vs-seq-{slug}.svg"
     storage.atomic_write_text(out_dir / name, plots.line_chart(
         series, title=f"Median time vs S ({_family_name(key)})", x_label="sequence length S", y_label="median time per call (ms), 95% CI"))
@@ -275,6 +281,11 @@ def _container_item(results: ResultSet) -> tuple[bool, str]:
     run = results.run
     if run is not None and run.runtime == "docker" and run.image is not None and run.image.id:
         return True, f"ran in the pinned image {run.image.ref} ({run.image.id[:19]}), per run.json"
+    lock = run.package_lock if run is not None else None
+    if run is not None and run.runtime == "native" and lock is not None and lock.matches and lock.file:
+        # Without a GPU, native is the intended path: what matters is that its packages are the lock's.
+        return True, (f"ran natively in packages that match {Path(lock.file).name} (the image's hash-locked set), "
+                      "per run.json")
     if run is not None:
         return False, f"ran with runtime {run.runtime} ({run.runtime_reason or 'no reason recorded'}), per run.json"
     inside = {True: "in a container", False: "not in a container", None: "unknown whether in a container"}[results.env.in_container]
@@ -285,13 +296,13 @@ def _checklist(results: ResultSet, manifest_note: str, verdict: Optional[Verdict
     env = results.env
     ok = [c for c in results.cases if c.status == "ok" and c.timing is not None]
     lock = env.lock or {}
-    throttled = sorted({r for c in ok for r in c.timing.throttle_reasons})
+    throttled = sorted({r for c in ok for r in _t(c).throttle_reasons})
     items = [
         (True, f"results hash-checked: {manifest_note}"),
         (lock.get("matmul_allow_tf32") is False and lock.get("cudnn_allow_tf32") is False, "TF32 off for matmul and cuDNN"),
         (bool(lock.get("deterministic_algorithms")), "deterministic algorithms on"),
         (not env.lock_failures, "every lock setting applied" + (f" (failed: {', '.join(env.lock_failures)})" if env.lock_failures else "")),
-        (all(c.timing.summary.converged for c in ok), f"{sum(c.timing.summary.converged for c in ok)} of {len(ok)} cases met their precision target"),
+        (all(_t(c).summary.converged for c in ok), f"{sum(_t(c).summary.converged for c in ok)} of {len(ok)} cases met their precision target"),
         (not throttled, "no clock throttling recorded" + (f" (seen: {', '.join(throttled)})" if throttled else "")),
         (all(c.correctness is not None and c.correctness.passed for c in ok),
          f"{sum(bool(c.correctness and c.correctness.passed) for c in ok)} of {len(ok)} cases within their correctness tolerance"),
@@ -323,8 +334,8 @@ def _paragraph(results: ResultSet, families: dict[tuple, list[CaseResult]], best
         ok = [c for c in cases if c.status == "ok" and c.timing is not None]
         if not ok:
             continue
-        t = ok[0].timing
-        method = f"{t.method} timing, {ok[0].timing.summary.ci_method} 95% CIs of the median"
+        t = _t(ok[0])
+        method = f"{t.method} timing, {t.summary.ci_method} 95% CIs of the median"
         parts = []
         for seq, (fastest, second, ci) in sorted(best[key].items()):
             s = fastest.timing.summary

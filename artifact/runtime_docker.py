@@ -76,8 +76,14 @@ class ContainerPlan:
     plan_file: Optional[Path] = None
     user: Optional[str] = None  # uid:gid; None: the image's own unprivileged user
     environment: dict[str, str] = field(default_factory=dict)
-    ulimits: tuple[tuple[str, int, int], ...] = ULIMITS
+    # NVIDIA's limits are for CUDA's pinned buffers: a CPU container needs none, and asking for
+    # them there only earned a warning on every run from engines that may not raise them.
+    ulimits: Optional[tuple[tuple[str, int, int], ...]] = None  # None: ULIMITS with a GPU, else none
     mount_out: bool = True  # False for the preflight, which writes nothing
+
+    def __post_init__(self) -> None:
+        if self.ulimits is None:
+            self.ulimits = ULIMITS if self.gpus is not None else ()
 
     @property
     def name(self) -> str:
@@ -102,7 +108,7 @@ class ContainerPlan:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
             shm_size=self.shm_size,
-            ulimits=[docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in self.ulimits],
+            ulimits=[docker.types.Ulimit(name=n, soft=s, hard=h) for n, s, h in self.ulimits or ()],
             # docker-init as PID 1 forwards SIGTERM to the harness and reaps; the harness is not PID 1.
             init=True,
             pids_limit=4096,
@@ -161,11 +167,11 @@ def _create_and_start(client: Any, plan: ContainerPlan, notes: list[str], log: C
                 container.start()
             except docker.errors.APIError as exc:
                 refused = _refused_rlimit(exc)
-                if refused is None or not any(n == refused for n, _, _ in plan.ulimits):
+                if refused is None or not any(n == refused for n, _, _ in plan.ulimits or ()):
                     raise
                 container.remove(force=True)
                 container = None
-                plan.ulimits = tuple(u for u in plan.ulimits if u[0] != refused)
+                plan.ulimits = tuple(u for u in plan.ulimits or () if u[0] != refused)
                 note = (f"the Docker engine was not allowed to raise the {refused} ulimit (a daemon without CAP_SYS_RESOURCE); "
                         f"ran with the engine's default {refused} limit instead of NVIDIA's recommendation")
                 notes.append(note)

@@ -32,13 +32,26 @@ class Probes:
     connect: Callable[[], Any]
     torch_variant: Callable[[Any, str], Optional[str]]  # the image's torch build; None: no such image
     preflight_gpu: Callable[[Any, str, Optional[list[str]]], None]
+    host_gpu: Callable[[], bool] = lambda: True  # an NVIDIA driver answers on the host
+
+
+def _host_gpu() -> bool:
+    from artifact.doctor import host_driver
+
+    return bool(host_driver()[0])
 
 
 def default_probes() -> Probes:
     from artifact import docker_engine, image, runtime_docker
 
-    return Probes(connect=docker_engine.connect, torch_variant=image.torch_variant,
-                  preflight_gpu=runtime_docker.preflight_gpu)
+    return Probes(connect=lambda: docker_engine.connect(native=True), torch_variant=image.torch_variant,
+                  preflight_gpu=runtime_docker.preflight_gpu, host_gpu=_host_gpu)
+
+
+# On a host without an NVIDIA driver the GPU preflight can only fail, and its toolkit install
+# advice is for a machine that has a GPU: the reason says what matters in one short line.
+NO_GPU_REASON = ("auto: no NVIDIA GPU on this host, so the run is native on the CPU "
+                 "(`artifact run --runtime docker --gpus none` measures in the CPU image)")
 
 
 def choose(requested: str, image: str, gpus: Optional[list[str]], gpus_given: bool,
@@ -57,6 +70,8 @@ def choose(requested: str, image: str, gpus: Optional[list[str]], gpus_given: bo
         return Choice("docker", "requested with --runtime docker", client, gpus)
 
     # auto
+    if not gpus_given and not probes.host_gpu():
+        return Choice("native", NO_GPU_REASON)
     try:
         client = probes.connect()
     except ArtifactError as exc:

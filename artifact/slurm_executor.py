@@ -1,6 +1,6 @@
 """`artifact run --executor slurm`: one Slurm job per shard, through submitit.
 
-Each job runs `artifact run --shard I/N ...` on its node (the pinned container where the node
+Each job runs `artifact run ... -- --shard I/N` on its node (the pinned container where the node
 has Docker and its NVIDIA runtime, else the pinned native set, exactly as on a workstation) into
 OUT/shard-I; the submitting process waits with progress, cancels every job on Ctrl-C, and
 reports each shard: done, failed (with its exit code or error) or cancelled. Shards that finished
@@ -104,7 +104,7 @@ def state_of(job: Any) -> str:
 
 def submit(shards: int, base_args: list[str], out: Path, *, partition: Optional[str], timeout_min: int = 120,
            cpus_per_task: int = 2, gpus_per_node: int = 0, cwd: Optional[Path] = None) -> tuple[Any, list[Any]]:
-    """One job per shard, each running `artifact run ... --shard I/N` into OUT/shard-I."""
+    """One job per shard, each running `artifact run ... -- --shard I/N` into OUT/shard-I."""
     cmds = [shard_command(base_args, out, i, shards) for i in range(shards)]
     return submit_commands(cmds, out, partition=partition, timeout_min=timeout_min, cpus_per_task=cpus_per_task,
                            gpus_per_node=gpus_per_node, cwd=cwd)

@@ -180,10 +180,44 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def skip_groups(verdict: Verdict) -> list[tuple[str, list[str]]]:
+    """The SKIP claims by reason, most frequent first: on another GPU most claims skip for one
+    reason, and a row per claim buries the few that were judged."""
+    groups: dict[str, list[str]] = {}
+    for v in verdict.claims:
+        if v.status == SKIP:
+            groups.setdefault(v.why, []).append(v.claim_id)
+    return sorted(groups.items(), key=lambda kv: -len(kv[1]))
+
+
+def _claims(n: int) -> str:
+    return f"{n} claim{'' if n == 1 else 's'}"
+
+
+def scope_sentence(verdict: Verdict) -> str:
+    """One sentence on what was judged and what was not, for the top of every rendering."""
+    c = verdict.counts
+    total = c[PASS] + c[FAIL] + c[SKIP]
+    judged = c[PASS] + c[FAIL]
+    head = (f"Checked {judged} of {_claims(total)} of {verdict.reference_name} on {verdict.hardware} "
+            f"({c[PASS]} PASS, {c[FAIL]} FAIL)") if judged else \
+        f"Checked none of the {_claims(total)} of {verdict.reference_name} on {verdict.hardware}"
+    groups = skip_groups(verdict)
+    if not groups:
+        return head + "."
+    return head + "; not checked: " + "; ".join(f"{_claims(len(ids))} {why}" for why, ids in groups) + "."
+
+
+def _skip_label(ids: list[str]) -> str:
+    return ids[0] if len(ids) == 1 else _claims(len(ids))
+
+
 def to_markdown(verdict: Verdict) -> str:
     c = verdict.counts
     lines = [
         f"## Verdict: {verdict.status}",
+        "",
+        scope_sentence(verdict),
         "",
         f"- Results: `{verdict.results_dir}` on {verdict.hardware} ({verdict.manifest})",
         f"- Reference: `{verdict.reference_file}` ({verdict.reference_name}, measured on {verdict.reference_hardware}), "
@@ -197,11 +231,21 @@ def to_markdown(verdict: Verdict) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for v in verdict.claims:
+        if v.status == SKIP:
+            continue
         used = f"{v.tolerance_used:.0%}" if v.tolerance_used is not None else ""
         lines.append(
             f"| {v.claim_id} | {v.kind} | **{v.status}** | {_md_escape(measured_text(v))} | {_md_escape(reference_text(v))} | "
             f"{_md_escape(v.tolerance or '')} | {v.rule or ''} | {used} | {_md_escape(v.why)} |"
         )
+    for why, ids in skip_groups(verdict):
+        lines.append(f"| {_skip_label(ids)} | | **{SKIP}** | | | | | | {_md_escape(why)} |")
+    groups = [(why, ids) for why, ids in skip_groups(verdict) if len(ids) > 1]
+    if groups:
+        # The ids stay findable (verdict.json has each claim), without a row each.
+        lines += ["", "<details><summary>which claims were skipped</summary>", ""]
+        lines += [f"- {_md_escape(why)}: {', '.join(ids)}" for why, ids in groups]
+        lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
@@ -247,11 +291,16 @@ def print_table(verdict: Verdict, console: Any = None) -> None:
     for col in ("claim", "status", "measured [95% CI]", "reference (band)", "rule", "used", "why (full text in verdict.md)"):
         table.add_column(col, overflow="fold")
     for v in verdict.claims:
+        if v.status == SKIP:
+            continue
         used = f"{v.tolerance_used:.0%}" if v.tolerance_used is not None else ""
         # A PASS row's numbers say it all; the reasons that need reading are FAIL and SKIP.
         why = v.why if v.status != PASS else ""
         table.add_row(v.claim_id, f"[{_STYLE[v.status]}]{v.status}[/]", measured_text(v), reference_text(v),
                       v.rule or "", used, why)
+    for why, ids in skip_groups(verdict):
+        table.add_row(_skip_label(ids), f"[{_STYLE[SKIP]}]{SKIP}[/]", "", "", "", "", why)
+    console.print(scope_sentence(verdict))
     console.print(table)
     c = verdict.counts
     console.print(f"{c[PASS]} PASS, {c[FAIL]} FAIL, {c[SKIP]} SKIP -> exit {verdict.exit_code}")

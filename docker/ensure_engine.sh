@@ -5,7 +5,16 @@
 #
 # Exit status: 0 when the engine answers. When it cannot be made to answer: 1 under CI=true (CI
 # must fail, not skip, the container tests), else 0 with a warning (the docker tests then skip).
+#
+# The engine is the one of the socket the tests will use (DOCKER_HOST, else /var/run/docker.sock):
+# whether it answers decides, not whether some dockerd runs (one on another socket made this start
+# nothing and wait out the timeout). `--check` prints the decision and changes nothing.
 set -uo pipefail
+
+check_only=false; [[ "${1:-}" == "--check" ]] && check_only=true
+DEFAULT_SOCK=/var/run/docker.sock
+host="${DOCKER_HOST:-unix://$DEFAULT_SOCK}"
+if [[ "$host" == unix://* ]]; then sock="${host#unix://}"; else sock=""; fi
 
 CACHE="${ARTIFACT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpu-kernel-artifact}"
 WAIT_S="${DOCKER_WAIT_S:-60}"
@@ -20,7 +29,38 @@ give_up() {
     exit 0
 }
 
-engine_answers() { docker info >/dev/null 2>&1; }
+engine_answers() {
+    if [[ -n "$sock" ]] && command -v curl >/dev/null; then
+        [[ -S "$sock" ]] && curl -fsS --max-time 5 --unix-socket "$sock" http://localhost/_ping >/dev/null 2>&1
+    else
+        DOCKER_HOST="$host" docker info >/dev/null 2>&1
+    fi
+}
+
+# A dockerd already serving this socket (it may be starting up): its command line names the
+# socket, or names none and the socket is the default one.
+dockerd_for_socket() {
+    local pid args
+    for pid in $(pgrep -x dockerd); do
+        args=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || continue
+        if [[ "$args" == *"unix://$sock"* ]]; then return 0; fi
+        if [[ "$sock" == "$DEFAULT_SOCK" && "$args" != *" -H "* && "$args" != *"--host"* ]]; then return 0; fi
+    done
+    return 1
+}
+
+decide() {
+    if engine_answers; then echo "use"
+    elif [[ -z "$sock" ]]; then echo "wait"  # tcp/ssh: not ours to start
+    elif dockerd_for_socket; then echo "wait"
+    else echo "start"
+    fi
+}
+
+if $check_only; then
+    echo "ensure_engine: $(decide) ${host}"
+    exit 0
+fi
 
 apt_install() {
     [[ $(id -u) -eq 0 ]] || return 1
@@ -37,7 +77,7 @@ if ! command -v debootstrap >/dev/null; then
     apt_install debootstrap || echo "warning: debootstrap missing and not installable; apt-get install debootstrap" >&2
 fi
 
-if command -v docker >/dev/null && engine_answers; then
+if engine_answers; then
     exit 0
 fi
 
@@ -46,14 +86,23 @@ if ! command -v dockerd >/dev/null; then
     apt_install docker.io || give_up "no dockerd and could not install docker.io (needs root and apt-get)"
 fi
 
-if [[ -S /var/run/docker.sock ]] && ! engine_answers && pgrep -x dockerd >/dev/null; then
-    : # starting up: wait below
-elif ! pgrep -x dockerd >/dev/null; then
-    [[ $(id -u) -eq 0 ]] || give_up "dockerd is not running and starting it needs root (sudo dockerd &)"
-    mkdir -p "$CACHE"
-    echo "ensure_engine: starting dockerd (log: $CACHE/dockerd.log)" >&2
-    setsid nohup dockerd >"$CACHE/dockerd.log" 2>&1 < /dev/null &
-fi
+case "$(decide)" in
+    use) exit 0 ;;
+    wait) : ;;  # starting up, or a remote engine: wait below
+    start)
+        [[ $(id -u) -eq 0 ]] || give_up "no Docker engine answers at $host and starting one needs root (sudo dockerd &)"
+        mkdir -p "$CACHE"
+        args=()
+        if [[ "$sock" != "$DEFAULT_SOCK" ]]; then
+            # A second engine beside the default one needs its own state, or the two would share it.
+            state="$CACHE/dockerd-$(echo -n "$sock" | md5sum | cut -c1-8)"
+            mkdir -p "$state"
+            args=(-H "unix://$sock" --data-root "$state/data" --exec-root "$state/exec" --pidfile "$state/dockerd.pid")
+        fi
+        echo "ensure_engine: starting dockerd for $host (log: $CACHE/dockerd.log)" >&2
+        setsid nohup dockerd "${args[@]}" >"$CACHE/dockerd.log" 2>&1 < /dev/null &
+        ;;
+esac
 
 for _ in $(seq 1 "$WAIT_S"); do
     engine_answers && exit 0

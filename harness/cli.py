@@ -3,7 +3,7 @@
     harness bench --profile smoke --out results/
     harness bench --profile full --out results/          (on a GPU)
     harness bench --plan plan.yaml --out results/
-    harness bench --seq 128 512 --backends flash,cudnn --dtype float16 --out results/
+    harness bench --seq 128,512 --backends flash,cudnn --dtype float16 --out results/
     harness env --out results/
     harness optimize --seq 512 --budget-s 120 --out results/opt     (the Triton kernel against SDPA)
 
@@ -24,8 +24,11 @@ import typer
 from harness import device as devices
 from harness.envlock import prepare_process_env
 from harness.errors import HarnessError
+from harness.helptext import install as _plain_help
 from harness.optimize.settings import OptimizeSettings, check_flags, check_kernel_supports, shape_spec
 from harness.workloads import SDPA_BACKENDS
+
+_plain_help()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure GPU kernels properly: locked environment, device timing, statistics, memory.")

@@ -22,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from scipy import special
@@ -172,7 +172,7 @@ def _jackknife_sorted(s: np.ndarray, statistic: str) -> np.ndarray:
     return at(m // 2) if m % 2 else 0.5 * (at(m // 2 - 1) + at(m // 2))
 
 
-def _bca_probabilities(draws: np.ndarray, estimate: float, jackknives: list[np.ndarray], level: float):
+def _bca_probabilities(draws: np.ndarray, estimate: float, jackknives: list[np.ndarray], level: float) -> Optional[list[float]]:
     """BCa's adjusted percentile levels (Efron & Tibshirani 1993, eq. 14.10/15.36), or None when
     they are undefined (bias-correction z0 infinite). Multi-sample acceleration as in scipy.
 
@@ -197,7 +197,7 @@ def _bca_probabilities(draws: np.ndarray, estimate: float, jackknives: list[np.n
         den += float(np.sum(u**2)) / n**2
     accel = num / (6.0 * den**1.5) if den > 0.0 else 0.0
     alpha = 1.0 - level
-    probs = []
+    probs: list[float] = []
     for z in (special.ndtri(alpha / 2), special.ndtri(1 - alpha / 2)):
         shifted = z0 + z
         denom = 1.0 - accel * shifted

@@ -54,6 +54,10 @@ def start_folder(out: Path, device: str, seed: int, *, cpu_threads: Optional[int
 
 def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True) -> int:
     out = Path(out)
+    if resume:
+        from harness import resume as resumemod
+
+        resumemod.check(out, plan, device)  # before start_folder rewrites env.json
     con = console()
     started = start_folder(out, device, plan.timing.seed, cpu_threads=plan.cpu_threads if device == "cpu" else None)
     env, nvml, failures = started.env, started.nvml, started.lock_failures

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from artifact import __version__
+from artifact import __version__, runtime_select
 from artifact.doctor import host_driver
 from artifact.folder import RUN_FILE, load_run_info
 from artifact.runtime_docker import LABEL
@@ -102,6 +104,7 @@ def test_interrupted_run_keeps_finished_cases_and_resume_completes(docker_client
     _wait_for_cases(out, 2, proc)
     proc.send_signal(sig)
     assert proc.wait(timeout=120) == 130
+    advice = re.search(r"`(artifact run [^`]*)` completes the rest", proc.stderr.read())
     kept = {p.name: p.read_bytes() for p in (out / "cases").glob("*.json")}
     assert 2 <= len(kept) < n_total
     assert len(load_cases(out)) == len(kept)  # every kept file is whole
@@ -110,7 +113,11 @@ def test_interrupted_run_keeps_finished_cases_and_resume_completes(docker_client
     assert run.status == "interrupted" and run.exit_code == 130
     assert _our_containers(docker_client) == []
 
-    proc = artifact_cli("run", "--runtime", runtime, "--out", str(out), "--resume", *extra, timeout=600)
+    # Resumed exactly as the interrupted run advised (issue 12: the advice left out --runtime docker).
+    assert advice, "no resume advice printed"
+    argv = shlex.split(advice.group(1))
+    assert argv[argv.index("--runtime") + 1] == runtime
+    proc = artifact_cli(*argv[1:], timeout=600)
     assert proc.returncode == 0, proc.stderr
     _assert_complete_folder(out, runtime, n_total)
     for name, data in kept.items():  # finished cases were kept, not measured again
@@ -156,10 +163,12 @@ def test_auto_falls_back_to_native_and_says_why(docker_client, offline_image, ar
     out = tmp_path / "auto"
     proc = artifact_cli("run", "--runtime", "auto", "--out", str(out), *TINY, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "runtime native: auto: Docker is reachable but cannot give a container a GPU" in proc.stderr
+    # No NVIDIA driver here: auto says so in one line, without the toolkit advice meant for a GPU
+    # host, and starts no preflight container (issue 12).
+    assert f"runtime native: {runtime_select.NO_GPU_REASON}" in proc.stderr
     _assert_complete_folder(out, "native", 1)
     run = load_run_info(out)
-    assert "NVIDIA Container Toolkit" in run.runtime_reason and run.image is None and run.engine is None
+    assert run.runtime_reason == runtime_select.NO_GPU_REASON and run.image is None and run.engine is None
     assert run.harness_command[:3] == [sys.executable, "-m", "harness.cli"]
     assert _our_containers(docker_client) == []
 

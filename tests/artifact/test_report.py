@@ -91,11 +91,10 @@ def test_no_peak_share_without_a_matching_reference(folder, tmp_path, capsys):
     bar = ET.parse(next(out.glob("tflops-vs-peak-*.svg"))).getroot()
     assert bar.find(f".//{SVG}line[@class='reference']") is None
     cpu = cpu_run(tmp_path / "cpu")
-    assert main(["report", str(cpu), "--reference", str(folder[1]), "--out", str(out / "cpu")]) == 0
-    md = (out / "cpu" / "report.md").read_text()
-    assert "measured on NVIDIA L4, compute capability 8.9, not on CPU" in md
-    assert "Verdict against the reference: NOT_APPLICABLE" in md
-    capsys.readouterr()
+    # A reference none of whose claims applies is a mistake, not a report (issue 12).
+    assert main(["report", str(cpu), "--reference", str(folder[1]), "--out", str(out / "cpu")]) == 2
+    assert not (out / "cpu" / "report.md").exists()
+    assert "no claim of " in capsys.readouterr().err
 
 
 def test_report_reads_the_verdict_that_check_wrote(folder, tmp_path, capsys):
