@@ -162,17 +162,18 @@ def candidate_table(lines: list[str]) -> None:
 
 
 def fresh_check(lines: list[str]) -> None:
-    """The fresh machine (D: `make reproduce` on a machine not in the reference) against h200.yaml,
+    """The fresh machines (D, and E after issue 12's restructuring: `make reproduce` on machines not
+    in the reference) against h200.yaml,
     judged again here with the shipped checker, with the margins: how much of each tolerance it used."""
     from artifact import verdict as verdictmod
     from artifact.reference import load_reference
 
-    runs = sorted(HERE.glob("machine-D/run-*"))
+    runs = sorted(HERE.glob("machine-[DE]/run-*"))
     if not runs:
         return
     ref = load_reference(REPO / "artifact" / "references" / "h200.yaml")
-    lines += ["## The fresh machine", "",
-              "`make reproduce` on a separately started H200 (machine D) that is not among the reference's runs, "
+    lines += ["## The fresh machines", "",
+              "`make reproduce` on separately started H200s (machines D and E) that are not among the reference's runs, "
               "judged against artifact/references/h200.yaml:", "",
               "| run | PASS | FAIL | SKIP | largest share of a time claim's tolerance used (claim) | median share used |",
               "| --- | --- | --- | --- | --- | --- |"]

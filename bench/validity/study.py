@@ -18,7 +18,7 @@ Targets (issue 10): at most 1 in 20 honest runs of other machines exits 1; a 10%
 case detected in at least 95% of the cases a time claim covers, with no collateral fail.
 
 Data: bench/h100 (six H100 machines: reference/machine-D, -E, fresh-check/run-F1, v2 machine-A,
-v3 machine-B, -C) and bench/h200/machine-*/run-* (three H200 machines; machine-A ran the
+v3 machine-B, -C) and bench/h200/machine-*/run-* (five H200 machines; machine-A ran the
 H100-tuned candidate configs, so its Triton cases have other case ids). The H100 runs were
 measured with the older harness whose timings include a NaN fill kernel (issue 8): their times are
 not the kernels' alone, but every H100 run includes it alike, so they measure the checker's error
