@@ -301,3 +301,36 @@ def parse_seqs(node: Node) -> list[int]:
         raise node.error("a sequence length appears twice")
     return sorted(seqs)
 
+
+def parse_series(node: Node, ctx: ParseContext, what: str) -> dict[str, Any]:
+    """The fields of an exponent claim (scaling, memory growth): one case over `seqs`."""
+    from artifact.claims.parts import parse_selector, parse_tolerance
+
+    case_node = node.get("case")
+    if case_node.has("seq"):
+        raise case_node.get("seq").error(f"seq is the axis of a {what} claim", "list the lengths under 'seqs'")
+    case = parse_selector(case_node, ctx.defaults, ctx.device, single=True, not_required=("seq",))
+    case.values.pop("seq", None)
+    return {"case": case, "seqs": parse_seqs(node.get("seqs")), "reference": node.get("reference").number(),
+            "tolerance": parse_tolerance(node.get("tolerance"), "abs")}
+
+
+class SeriesMixin:
+    """An exponent claim's entry, cases and wording: p of QUANTITY ~ S^p over `seqs`."""
+
+    QUANTITY: ClassVar[str]
+    case: CaseSelector
+    seqs: list[int]
+    reference: float
+    tolerance: Tolerance
+
+    def own_entry(self) -> dict[str, Any]:
+        return {"case": self.case.entry(), "seqs": list(self.seqs), "reference": self.reference,
+                "tolerance": self.tolerance.entry()}
+
+    def selectors(self) -> list[CaseSelector]:
+        return [self.case.with_values(seq=s) for s in self.seqs]
+
+    def summary(self) -> str:
+        return (f"{self.QUANTITY} of {short(self.case)} ~ S^p over S={','.join(map(str, self.seqs))}: "
+                f"p = {num(self.reference)}, {self.tolerance.describe()}")

@@ -8,10 +8,9 @@ from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
-from artifact.claims.base import FAIL, PASS, Claim, ClaimVerdict, ParseContext, judge_numeric, parse_seqs, short
-from artifact.claims.parts import CaseSelector, Tolerance, parse_selector, parse_tolerance
+from artifact.claims.base import FAIL, PASS, Claim, ClaimVerdict, ParseContext, SeriesMixin, judge_numeric, parse_series
+from artifact.claims.parts import CaseSelector, Tolerance, parse_selector
 from artifact.folder import ResultSet
-from artifact.textfmt import num
 from artifact.yamlnode import Node
 from harness import stats
 from harness.records import CaseResult
@@ -31,15 +30,9 @@ class MemoryClaim(Claim):
         growth = node.has("seqs")
         if growth == node.has("max_peak_bytes"):
             raise node.error("give either max_peak_bytes (a bound) or seqs + reference + tolerance (growth)", "not both, not neither")
-        case_node = node.get("case")
         if growth:
-            if case_node.has("seq"):
-                raise case_node.get("seq").error("seq is the axis of a growth claim", "list the lengths under 'seqs'")
-            case = parse_selector(case_node, ctx.defaults, ctx.device, single=True, not_required=("seq",))
-            case.values.pop("seq", None)
-            return MemoryGrowthClaim(case=case, seqs=parse_seqs(node.get("seqs")), reference=node.get("reference").number(),
-                                     tolerance=parse_tolerance(node.get("tolerance"), "abs"), **common)
-        return MemoryBoundClaim(case=parse_selector(case_node, ctx.defaults, ctx.device, single=True),
+            return MemoryGrowthClaim(**parse_series(node, ctx, "growth"), **common)
+        return MemoryBoundClaim(case=parse_selector(node.get("case"), ctx.defaults, ctx.device, single=True),
                                 max_peak_bytes=node.get("max_peak_bytes").integer(positive=True), **common)
 
     def _peaks(self, results: ResultSet) -> tuple[list[tuple[CaseResult, int]], Optional[ClaimVerdict]]:
@@ -85,23 +78,14 @@ class MemoryBoundClaim(MemoryClaim):
 
 
 @dataclass(kw_only=True)
-class MemoryGrowthClaim(MemoryClaim):
+class MemoryGrowthClaim(SeriesMixin, MemoryClaim):
     """The exponent p of peak allocated bytes ~ S^p over the listed sequence lengths."""
+
+    QUANTITY: ClassVar[str] = "peak memory"
 
     seqs: list[int]
     reference: float
     tolerance: Tolerance
-
-    def own_entry(self) -> dict[str, Any]:
-        return {"case": self.case.entry(), "seqs": list(self.seqs), "reference": self.reference,
-                "tolerance": self.tolerance.entry()}
-
-    def selectors(self) -> list[CaseSelector]:
-        return [self.case.with_values(seq=s) for s in self.seqs]
-
-    def summary(self) -> str:
-        return (f"peak memory of {short(self.case)} ~ S^p over S={','.join(map(str, self.seqs))}: "
-                f"p = {num(self.reference)}, {self.tolerance.describe()}")
 
     def _judge(self, results: ResultSet) -> ClaimVerdict:
         found, early = self._peaks(results)
