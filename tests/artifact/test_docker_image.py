@@ -96,7 +96,9 @@ def test_no_capabilities_no_new_privileges_and_an_init(inside):
 
 def test_shm_and_stack_limits(inside):
     assert inside["shm_bytes"] == 1 << 30
-    assert inside["stack"] == [67108864, 67108864]
+    # A CPU container asks for none of the GPU ulimits (memlock, a 64 MiB stack: NVIDIA's advice
+    # for CUDA): the engine's default stays, and no run warns that a limit could not be raised.
+    assert inside["stack"] != [67108864, 67108864]
 
 
 def test_image_is_lean_and_pinned(inside):
