@@ -48,6 +48,14 @@ def test_two_cpu_shards_split_the_plan_and_check_as_one_run(tmp_path):
     assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["reference_name"] == "cpu-smoke" and verdict["counts"]["FAIL"] == 0
+    # the report of a split run is one report of the merged cases
+    report = artifact("report", str(out))
+    assert report.returncode == 0, report.stderr[-2000:]
+    md = (out / "report.md").read_text()
+    import re
+
+    rows = {(m[1], m[2]) for c in a | b for m in [re.match(r"sdpa-(\w+)-b\d+h\d+s(\d+)d", c)] if m}
+    assert rows and all(f"| {backend} | {seq} |" in md for backend, seq in rows), md[:1500]
 
 
 def test_a_killed_shard_is_reported_and_the_other_keeps_its_results(tmp_path):
