@@ -30,7 +30,8 @@ class Series:
 
 
 class _Axis:
-    def __init__(self, lo: float, hi: float, log: bool, pixel_lo: float, pixel_hi: float, exact: bool = False):
+    def __init__(self, lo: float, hi: float, log: bool, pixel_lo: float, pixel_hi: float, exact: bool = False,
+                 zero: bool = True):
         if log and lo <= 0:
             raise ValueError("a log axis needs positive values")
         if lo == hi:
@@ -42,8 +43,12 @@ class _Axis:
             self.lo, self.hi = 10 ** (math.log10(lo) - pad), 10 ** (math.log10(hi) + pad)
         elif log:
             self.lo, self.hi = _step_below(lo), _step_above(hi)
-        else:
+        elif zero:
             self.lo, self.hi = _nice_floor(min(lo, 0.0)), _nice_ceil(hi)
+        else:
+            # Values far from zero (ratios near 1): the axis spans the data, in whole ticks.
+            step = _nice_step((hi - lo) / 5)
+            self.lo, self.hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
         self.p0, self.p1 = pixel_lo, pixel_hi
 
     def __call__(self, v: float) -> float:
@@ -158,14 +163,16 @@ def _legend(labels: Sequence[str], extra: Sequence[tuple[str, str]] = ()) -> lis
     return out
 
 
-def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: str, log_x: bool = True, log_y: bool = True) -> str:
-    """Lines with markers and vertical CI bars, one colour per series."""
+def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: str, log_x: bool = True, log_y: bool = True,
+               y_zero: bool = True) -> str:
+    """Lines with markers and vertical CI bars, one colour per series. A linear y axis starts at
+    zero unless `y_zero` is False (ratios near 1, whose differences are a few percent)."""
     if not series or not any(s.x for s in series):
         raise ValueError("line_chart: nothing to plot")
     xs = [v for s in series for v in s.x]
     ys = [v for s in series for v in (s.y + (s.lo or []) + (s.hi or []))]
     xa = _Axis(min(xs), max(xs), log_x, MARGIN_L + 20, WIDTH - MARGIN_R - 20, exact=True)
-    ya = _Axis(min(ys), max(ys), log_y, HEIGHT - MARGIN_B, MARGIN_T)
+    ya = _Axis(min(ys), max(ys), log_y, HEIGHT - MARGIN_B, MARGIN_T, zero=y_zero)
     ticks = sorted(set(xs))
     out = _frame(title, x_label, y_label) + _grid(xa, ya, ticks, [_label(t) for t in ticks])
     for i, s in enumerate(series):

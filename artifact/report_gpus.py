@@ -1,7 +1,7 @@
 """Several results folders side by side (`artifact report A B ...`, or a sharded `--each-gpu`
 folder): one table per workload family with a column per folder, the ratio of each folder's time
-to the first's with its 95% CI, and one time-vs-S plot per family with a line per (folder,
-backend). Same-model folders stay separate columns: the spread between two cards of one model is
+to the first's with its 95% CI, and per backend one plot of those ratios against S, a line per
+folder. Same-model folders stay separate columns: the spread between two cards of one model is
 the thing a cross-GPU comparison is for.
 """
 
@@ -35,16 +35,15 @@ def _groups(case: Any) -> list[list[float]]:
     return [list(r.samples_ms) for r in case.timing.repetitions]
 
 
-def _ratio_text(case: Any, base: Any) -> str:
-    """time(case) / time(base), with the CI of the ratio; '-' where either side has no samples."""
+def _ratio_ci(case: Any, base: Any) -> Any:
+    """CI of time(case) / time(base) (stats.ConfidenceInterval), None where either side has no samples."""
     from harness import stats
 
-    if base is None or case is None or case.timing is None or base.timing is None:
-        return "-"
+    if base is None or case is None or not _ok(case) or not _ok(base):
+        return None
     if not case.timing.repetitions or not base.timing.repetitions:
-        return "-"
-    ci = stats.hierarchical_ratio_ci(_groups(case), _groups(base), n_resamples=RATIO_RESAMPLES, seed=RATIO_SEED)
-    return f"{ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
+        return None
+    return stats.hierarchical_ratio_ci(_groups(case), _groups(base), n_resamples=RATIO_RESAMPLES, seed=RATIO_SEED)
 
 
 def _ok(c: Any) -> bool:
@@ -73,14 +72,14 @@ def build(columns: list[Column], out_dir: Path) -> str:
             by_family[_family(c.case)][(c.case.backend, c.case.seq)][i] = c
     for key in sorted(by_family, key=_family_name):
         rows = by_family[key]
+        ratios = {(b, s): [_ratio_ci(c, per[0]) for c in per[1:]] for (b, s), per in rows.items()}
         lines += [f"## {_family_name(key)}", ""]
         head = ["backend", "S"] + [f"{i}: median ms [95% CI]" for i in range(len(columns))]
         head += [f"{i} / 0" for i in range(1, len(columns))]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for (backend, seq) in sorted(rows):
             cells = [backend, str(seq)]
-            per = rows[(backend, seq)]
-            for c in per:
+            for c in rows[(backend, seq)]:
                 if c is None:
                     cells.append("not run")
                 elif not _ok(c):
@@ -88,36 +87,38 @@ def build(columns: list[Column], out_dir: Path) -> str:
                 else:
                     s = c.timing.summary
                     cells.append(f"{_n(s.median_ms)} [{_n(s.ci_low_ms)}, {_n(s.ci_high_ms)}]")
-            base = per[0] if per[0] is not None and _ok(per[0]) else None
-            for c in per[1:]:
-                cells.append(_ratio_text(c if c is not None and _ok(c) else None, base))
+            cells += [f"{ci.estimate:.3f} [{ci.low:.3f}, {ci.high:.3f}]" if ci is not None else "-"
+                      for ci in ratios[(backend, seq)]]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        name = _plot(key, rows, columns, out_dir)
-        if name:
-            lines += [f"![{_family_name(key)}]({name})", "",
-                      "Median time per call against S, one line per column and backend, 95% CI bars (log-log).", ""]
+        plots_made = _plots(key, ratios, len(columns), out_dir)
+        if plots_made:
+            lines += ["Each plot: one backend's time on every column relative to column 0, against S, with the "
+                      "ratio's 95% CI (1 = the same time as column 0).", ""]
+            lines += [f"![{backend}]({name})" for backend, name in plots_made] + [""]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _plot(key: tuple, rows: dict[tuple[str, int], list[Any]], columns: list[Column], out_dir: Path) -> Optional[str]:
-    series = []
-    backends = sorted({b for b, _ in rows})
-    for i in range(len(columns)):
-        for backend in backends:
-            cs = sorted((c for (b, _), per in rows.items() if b == backend for c in [per[i]] if c is not None and _ok(c)),
-                        key=lambda c: c.case.seq)
-            if cs:
-                series.append(plots.Series(f"{i}: {backend}", [float(c.case.seq) for c in cs],
-                                           [c.timing.summary.median_ms for c in cs],
-                                           [c.timing.summary.ci_low_ms for c in cs], [c.timing.summary.ci_high_ms for c in cs]))
-    if not series:
-        return None
-    name = f"side-by-side-{_family_slug(key)}.svg"
-    storage.atomic_write_text(out_dir / name, plots.line_chart(
-        series, title=f"Median time vs S ({_family_name(key)})", x_label="sequence length S",
-        y_label="median time per call (ms), 95% CI"))
-    return name
+def _plots(key: tuple, ratios: dict[tuple[str, int], list[Any]], n_columns: int, out_dir: Path) -> list[tuple[str, str]]:
+    """One plot per backend: time / time of column 0 against S, a line per other column. The
+    spread between cards is a few percent, invisible on a plot of the times themselves."""
+    made = []
+    for backend in sorted({b for b, _ in ratios}):
+        seqs = sorted(s for b, s in ratios if b == backend)
+        series = []
+        for j in range(n_columns - 1):
+            pts = [(s, ratios[(backend, s)][j]) for s in seqs if ratios[(backend, s)][j] is not None]
+            if pts:
+                series.append(plots.Series(f"{j + 1} / 0", [float(s) for s, _ in pts], [ci.estimate for _, ci in pts],
+                                           [ci.low for _, ci in pts], [ci.high for _, ci in pts]))
+        if not series:
+            continue
+        name = f"side-by-side-{backend}-{_family_slug(key)}.svg"
+        storage.atomic_write_text(out_dir / name, plots.line_chart(
+            series, title=f"{backend}: time relative to column 0", x_label="sequence length S",
+            y_label="time / time of column 0, 95% CI", log_y=False, y_zero=False))
+        made.append((backend, name))
+    return made
 
 
 def write(columns: list[Column], out_dir: Path) -> Path:

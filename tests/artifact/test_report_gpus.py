@@ -6,6 +6,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from artifact.cli import main
 from artifact.folder import load_results
 from artifact.report_gpus import RATIO_RESAMPLES, RATIO_SEED
@@ -37,8 +39,11 @@ def test_two_gpus_side_by_side_with_the_ratio_ci_from_the_raw_samples(tmp_path, 
     assert ci.estimate > 1
     svgs = sorted(tmp_path.glob("side-by-side-*.svg"))
     assert svgs and md.count("](side-by-side-") == len(svgs)
-    labels = {t.text for t in ET.parse(svgs[0]).getroot().iter("{http://www.w3.org/2000/svg}text")}
-    assert any(t and t.startswith("0: ") for t in labels) and any(t and t.startswith("1: ") for t in labels)
+    # the cudnn plot draws the same ratio, point for point, as the table
+    (svg,) = [p for p in svgs if p.name.startswith("side-by-side-cudnn-")]
+    points = {float(c.get("data-x")): float(c.get("data-y")) for c in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}circle")
+              if c.get("data-label") == "1 / 0"}
+    assert points[float(h200.case.seq)] == pytest.approx(ci.estimate)
     # each column's verdict against the reference that fits its hardware
     assert re.search(r"\| 0 \| `[^`]*run-D1` \| NVIDIA H200[^|]*\| [^|]+\| [^|]+\| PASS", md), md[:800]
 
@@ -47,3 +52,19 @@ def test_several_folders_need_an_out_folder(capsys):
     assert main(["report", str(H200), str(H100)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--out DIR" in err[0]
+
+
+def test_the_committed_h200_side_by_side_is_what_the_runs_give(tmp_path):
+    """bench/h200/side-by-side/ is generated from the committed runs (bench/h200/NOTES.md has the
+    command): regenerate it and compare, so it cannot drift from the data or the code."""
+    import subprocess
+    import sys
+
+    runs = [f"bench/h200/machine-{m}/run-{m}1" for m in "BCDE"]
+    proc = subprocess.run([sys.executable, "-m", "artifact.cli", "report", *runs, "--out", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    committed = REPO / "bench" / "h200" / "side-by-side"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in committed.iterdir())
+    for p in committed.iterdir():
+        assert (tmp_path / p.name).read_text() == p.read_text(), f"{p} is stale: rerun the command in bench/h200/NOTES.md"
