@@ -180,17 +180,10 @@ def load_yaml(path: Path) -> tuple[Node, str]:
     from harness import yamlsafe
 
     try:
-        text = yamlsafe.read_text(path)
-    except FileNotFoundError:
-        raise ReferenceFileError(f"{path}: reference file not found; give an existing file to --reference") from None
-    except IsADirectoryError:
-        raise ReferenceFileError(f"{path}: is a folder; give a reference file (artifact/references/*.yaml)") from None
-    except OSError as exc:
-        raise ReferenceFileError(f"{path}: cannot read the reference file ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ReferenceFileError(f"{path}: not UTF-8 text (byte {exc.start}); a reference is a YAML text file") from None
-    except yamlsafe.YamlTooBig as exc:
-        raise ReferenceFileError(f"{path}: {exc}; not a reference file") from None
+        text = yamlsafe.read_user_file(path, noun="reference", missing_fix="; give an existing file to --reference",
+                                       folder_fix="artifact/references/*.yaml", too_big_fix="not a reference file")
+    except yamlsafe.UnreadableFile as exc:
+        raise ReferenceFileError(str(exc)) from None
     try:
         data = yamlsafe.load(text, _Loader)
     except yamlsafe.YamlTooBig as exc:

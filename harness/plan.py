@@ -209,17 +209,10 @@ def from_yaml(path: Path | str, device: str) -> Plan:
 
     path = Path(path)
     try:
-        text = yamlsafe.read_text(path)
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: plan file not found") from None
-    except IsADirectoryError:
-        raise HarnessError(f"{path}: is a folder; give a plan file (see harness/plans/)") from None
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read the plan file ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise HarnessError(f"{path}: not UTF-8 text (byte {exc.start}); a plan is a YAML text file") from None
-    except yamlsafe.YamlTooBig as exc:
-        raise HarnessError(f"{path}: {exc}; a plan lists cases, it does not generate them") from None
+        text = yamlsafe.read_user_file(path, noun="plan", missing_fix="", folder_fix="see harness/plans/",
+                                       too_big_fix="a plan lists cases, it does not generate them")
+    except yamlsafe.UnreadableFile as exc:
+        raise HarnessError(str(exc)) from None
     try:
         data = yamlsafe.load(text)
     except yamlsafe.YamlTooBig as exc:

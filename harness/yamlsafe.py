@@ -45,6 +45,27 @@ def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
     return raw.decode("utf-8")
 
 
+class UnreadableFile(ValueError):
+    """read_user_file's one-line reason, for the caller to raise as its own error type."""
+
+
+def read_user_file(path: Path, *, noun: str, missing_fix: str, folder_fix: str, too_big_fix: str) -> str:
+    """read_text for a file a user named (a plan, a reference): every way it can fail becomes one
+    line naming the file, the problem and the fix. `noun` is "plan" or "reference"."""
+    try:
+        return read_text(path)
+    except FileNotFoundError:
+        raise UnreadableFile(f"{path}: {noun} file not found{missing_fix}") from None
+    except IsADirectoryError:
+        raise UnreadableFile(f"{path}: is a folder; give a {noun} file ({folder_fix})") from None
+    except OSError as exc:
+        raise UnreadableFile(f"{path}: cannot read the {noun} file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"{path}: not UTF-8 text (byte {exc.start}); a {noun} is a YAML text file") from None
+    except YamlTooBig as exc:
+        raise UnreadableFile(f"{path}: {exc}; {too_big_fix}") from None
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]
