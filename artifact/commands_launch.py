@@ -136,8 +136,9 @@ def run(
 # time moved a case's median by more than its run-to-run noise, so CPU shards run one after another
 # unless --concurrent is given. Separate GPUs run at once: their interference is not measured here
 # (no machine with several GPUs was lent), and run.json says so.
-CPU_SERIAL_NOTE = ("CPU shards run one after another: on the 2-core CI machine a second shard at the same time moved "
-                   "medians beyond their noise (bench/shards/NOTES.md); --concurrent overrides")
+CPU_SERIAL_NOTE = ("the shards share one device (the CPU, or the one GPU a run without a --gpus list uses), so they run one "
+                   "after another: on the 2-core CI machine a second CPU shard at the same time moved medians beyond "
+                   "their noise (bench/shards/NOTES.md); --concurrent overrides")
 GPU_CONCURRENT_NOTE = ("one shard per GPU, at once; how much a shard's times move while the other GPUs are busy was not "
                        "measured (no multi-GPU machine was available, issue 13): --serial rules it out")
 
