@@ -149,7 +149,7 @@ def run_local(base: list[str], out: Path, *, devices: Optional[list[str]], shard
         procs[i] = (subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True),
                     time.monotonic())
         records[i].status = "running"
-        where = f"GPU {records[i].device}" if records[i].device is not None else "the CPU"
+        where = f"GPU {records[i].device}" if records[i].device is not None else "the host's device"
         log(f"shard {i}/{count} on {where}: started ({'the whole plan' if each else 'its share of the cases'})")
 
     def finish(i: int) -> None:

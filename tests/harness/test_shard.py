@@ -47,3 +47,26 @@ def test_an_empty_shard_is_refused():
     cases = full_plan()[:2]
     with pytest.raises(HarnessError, match="has no case"):
         shard.select(cases, 2, 3)
+
+
+def test_the_split_balances_the_measured_time_of_the_h200_plan():
+    """The cost model against what the cases took: per-case seconds (phases_s) of three committed
+    H200 runs of the plan; split in 2 or 4, no shard takes more than 10% / 20% over the mean."""
+    import statistics
+    from pathlib import Path
+
+    from harness import plan as planmod
+    from harness import shard
+    from harness.records import CaseResult, load_record
+
+    repo = Path(__file__).resolve().parents[2]
+    plan = planmod.from_yaml(repo / "harness" / "plans" / "h200-artifact.yaml", "cuda")
+    secs: dict[str, list[float]] = {}
+    for run in ("machine-B/run-B1", "machine-D/run-D1", "machine-E/run-E1"):
+        for f in (repo / "bench" / "h200" / run / "cases").glob("*.json"):
+            r = load_record(f, CaseResult)
+            secs.setdefault(r.case.case_id, []).append(sum(r.phases_s.values()))
+    assert {c.case_id for c in plan.cases} <= set(secs)
+    for n, slack in ((2, 1.10), (4, 1.20)):
+        took = [sum(statistics.median(secs[c.case_id]) for c in part) for part in shard.assign(plan.cases, n)]
+        assert max(took) <= slack * sum(took) / n, (n, took)
