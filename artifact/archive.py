@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Optional
 
 from artifact import __version__
-from artifact.docker_engine import sdk, translated
+from artifact.docker_engine import translated
 from artifact.errors import ArtifactError
 from harness import versions
 from harness.errors import RecordError
@@ -76,13 +76,9 @@ class _HashingWriter(io.RawIOBase):
 
 def export(client: Any, ref: str, out: Path, log: Callable[[str], None], level: int = 6) -> ImageArchive:
     """Write `ref` as a gzip-compressed `docker save` archive, its .sha256 and its record."""
-    docker = sdk()
-    with translated(f"looking up image {ref}"):
-        try:
-            img = client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            raise ArtifactError(f"image {ref} is not on this machine; build it first (`artifact build --offline`, "
-                                "or `make image`)") from None
+    from artifact.image import get_image
+
+    img = get_image(client, ref)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     size = img.attrs.get("Size") or 0

@@ -70,14 +70,19 @@ class ImageInfo:
     lock: Optional[str] = None  # the lock it was built from: "requirements-cuda.lock sha256:..."
 
 
-def image_info(client: Any, ref: str) -> ImageInfo:
+def get_image(client: Any, ref: str) -> Any:
+    """The engine's image object for `ref`; one line naming the build command when it is absent."""
     docker = sdk()
     with translated(f"looking up image {ref}"):
         try:
-            img = client.images.get(ref)
+            return client.images.get(ref)
         except docker.errors.ImageNotFound:
             raise ArtifactError(f"image {ref} is not on this machine; build it with `artifact build --offline` "
                                 "(no registry needed) or `make image`") from None
+
+
+def image_info(client: Any, ref: str) -> ImageInfo:
+    img = get_image(client, ref)
     labels = img.labels or {}
     return ImageInfo(
         ref=ref,

@@ -28,19 +28,19 @@ from harness.records import CaseResult, CaseSpec, Timing
 REPORT_MD = "report.md"
 
 
-def _family(spec: CaseSpec) -> tuple:
+def family(spec: CaseSpec) -> tuple:
     """Cases that differ only in backend (of any workload: a candidate kernel stands beside the
     library backends it competes with) and S: one plot, one table block."""
     return (spec.batch, spec.heads, spec.head_dim, spec.dtype, spec.causal, spec.cache, spec.device)
 
 
-def _family_name(key: tuple) -> str:
+def family_name(key: tuple) -> str:
     b, h, d, dtype, causal, cache, device = key
     return f"attention B={b} H={h} D={d} {dtype}{' causal' if causal else ''} {cache} L2, {device}"
 
 
-def _family_slug(key: tuple) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", _family_name(key).lower()).strip("-")
+def family_slug(key: tuple) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", family_name(key).lower()).strip("-")
 
 
 @dataclass
@@ -209,7 +209,7 @@ def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> 
     ok = [c for c in cases if c.status == "ok" and c.timing is not None]
     if not ok:
         return []
-    slug = _family_slug(key)
+    slug = family_slug(key)
     made = []
     by_backend: dict[str, list[CaseResult]] = defaultdict(list)
     for c in ok:
@@ -221,7 +221,7 @@ def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> 
                                    [_t(c).summary.ci_low_ms for c in cs], [_t(c).summary.ci_high_ms for c in cs]))
     name = f"time-vs-seq-{slug}.svg"
     storage.atomic_write_text(out_dir / name, plots.line_chart(
-        series, title=f"Median time vs S ({_family_name(key)})", x_label="sequence length S", y_label="median time per call (ms), 95% CI"))
+        series, title=f"Median time vs S ({family_name(key)})", x_label="sequence length S", y_label="median time per call (ms), 95% CI"))
     made.append((name, "Median time per call against S, per backend, with 95% CI bars (log-log)."))
     seqs = sorted({c.case.seq for c in ok})
     bars = []
@@ -231,7 +231,7 @@ def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> 
     ref = (peaks.tflops.value, f"measured peak {num(peaks.tflops.value)}") if peaks.tflops else None
     name = f"tflops-vs-peak-{slug}.svg"
     storage.atomic_write_text(out_dir / name, plots.bar_chart(
-        [str(s) for s in seqs], bars, title=f"Achieved TFLOP/s ({_family_name(key)})", x_label="sequence length S",
+        [str(s) for s in seqs], bars, title=f"Achieved TFLOP/s ({family_name(key)})", x_label="sequence length S",
         y_label="TFLOP/s", reference=ref))
     made.append((name, "Achieved TFLOP/s per backend and S" + (f"; dashed: the measured peak ({peaks.tflops.source})." if peaks.tflops
                                                                else f"; no peak line: {peaks.why_missing}.")))
@@ -241,7 +241,7 @@ def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> 
         name = f"roofline-{slug}.svg"
         storage.atomic_write_text(out_dir / name, plots.roofline(
             points, compute_roof=peaks.tflops.value, bandwidth_roof=peaks.gbps.value,
-            title=f"Roofline ({_family_name(key)})",
+            title=f"Roofline ({family_name(key)})",
             compute_label=f"{num(peaks.tflops.value)} {peaks.tflops.unit}", bandwidth_label=f"{num(peaks.gbps.value)} {peaks.gbps.unit}"))
         made.append((name, f"Roofline: each case at its arithmetic intensity under the card's roofs ({peaks.tflops.source}; "
                            f"{peaks.gbps.source}); the table's \"% of roof\" is each point's distance to the roof."))
@@ -355,7 +355,7 @@ def _paragraph(results: ResultSet, families: dict[tuple, list[CaseResult]], best
                 if pk is not None:
                     text += f", {100 * fastest.throughput.tflops / pk.value:.1f}% of the measured {num(pk.value)} {pk.unit} peak"
             parts.append(text)
-        sentences.append(f"For {_family_name(key)} ({method}), " + "; ".join(parts) + ".")
+        sentences.append(f"For {family_name(key)} ({method}), " + "; ".join(parts) + ".")
     tail = ""
     if verdict is not None:
         applicable = verdict.counts[PASS] + verdict.counts[FAIL]
@@ -392,7 +392,7 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
     out_dir.mkdir(parents=True, exist_ok=True)
     families: dict[tuple, list[CaseResult]] = defaultdict(list)
     for c in sorted(results.cases, key=lambda c: (c.case.backend, c.case.seq)):
-        families[_family(c.case)].append(c)
+        families[family(c.case)].append(c)
     lines = [
         f"# Benchmark report: {env_hardware(results.env)}",
         "",
@@ -407,7 +407,7 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
     for key, cases in families.items():
         peaks = peaks_for(results, reference, key[3])  # the dtype
         peaks_by_family[key] = peaks
-        lines += [f"## {_family_name(key)}", ""]
+        lines += [f"## {family_name(key)}", ""]
         lines += _results_table(cases, peaks)
         notes = []
         if peaks.tflops:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from artifact import plots
-from artifact.report import _family, _family_name, _family_slug
+from artifact.report import family, family_name, family_slug
 from artifact.textfmt import num as _n
 from harness import storage
 
@@ -69,11 +69,11 @@ def build(columns: list[Column], out_dir: Path) -> str:
     by_family: dict[tuple, dict[tuple[str, int], list[Any]]] = defaultdict(lambda: defaultdict(lambda: [None] * len(columns)))
     for i, col in enumerate(columns):
         for c in col.results.cases:
-            by_family[_family(c.case)][(c.case.backend, c.case.seq)][i] = c
-    for key in sorted(by_family, key=_family_name):
+            by_family[family(c.case)][(c.case.backend, c.case.seq)][i] = c
+    for key in sorted(by_family, key=family_name):
         rows = by_family[key]
         ratios = {(b, s): [_ratio_ci(c, per[0]) for c in per[1:]] for (b, s), per in rows.items()}
-        lines += [f"## {_family_name(key)}", ""]
+        lines += [f"## {family_name(key)}", ""]
         head = ["backend", "S"] + [f"{i}: median ms [95% CI]" for i in range(len(columns))]
         head += [f"{i} / 0" for i in range(1, len(columns))]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -113,7 +113,7 @@ def _plots(key: tuple, ratios: dict[tuple[str, int], list[Any]], n_columns: int,
                                            [ci.low for _, ci in pts], [ci.high for _, ci in pts]))
         if not series:
             continue
-        name = f"side-by-side-{backend}-{_family_slug(key)}.svg"
+        name = f"side-by-side-{backend}-{family_slug(key)}.svg"
         storage.atomic_write_text(out_dir / name, plots.line_chart(
             series, title=f"{backend}: time relative to column 0", x_label="sequence length S",
             y_label="time / time of column 0, 95% CI", log_y=False, y_zero=False))

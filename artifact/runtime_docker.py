@@ -347,33 +347,22 @@ def preflight_gpu(client: Any, image: str, gpus: Optional[list[str]] = None) -> 
     """Start a throwaway container with the GPU request and the run's settings: the only reliable
     test that the NVIDIA runtime works (docker info can list a runtime that is broken).
     Raises ArtifactError with the daemon's explanation."""
-    plan = ContainerPlan(image=image, command=["true"], out=Path("/nonexistent"), mount_out=False,
-                         gpus=gpus if gpus is not None else [])
-    plan.run_id = f"preflight-{plan.run_id}"
-    container = None
-    try:
-        with translated("starting a GPU preflight container"):
-            container = _create_and_start(client, plan, [], lambda line: None)
-            code = container.wait(timeout=120).get("StatusCode")
-        if code != 0:
-            raise ArtifactError(f"the GPU preflight container exited {code}; run `artifact doctor` for details")
-    finally:
-        if container is not None:
-            try:
-                container.remove(force=True)
-            except Exception:
-                pass
+    code, _ = run_in_image(client, image, ["true"], gpus if gpus is not None else [], label="preflight",
+                           what="starting a GPU preflight container")
+    if code != 0:
+        raise ArtifactError(f"the GPU preflight container exited {code}; run `artifact doctor` for details")
 
 
 def run_in_image(client: Any, image: str, command: list[str], gpus: Optional[list[str]],
-                 timeout_s: float = 120) -> tuple[Optional[int], str]:
+                 timeout_s: float = 120, *, label: str = "check", what: Optional[str] = None) -> tuple[Optional[int], str]:
     """Run one short command in a throwaway container with the launcher's settings and the GPU
-    request; (exit code, its output). Raises ArtifactError when the engine refuses to start it."""
+    request; (exit code, its output). Raises ArtifactError when the engine refuses to start it,
+    prefixed with `what` (what was being done)."""
     plan = ContainerPlan(image=image, command=command, out=Path("/nonexistent"), mount_out=False, gpus=gpus)
-    plan.run_id = f"check-{plan.run_id}"
+    plan.run_id = f"{label}-{plan.run_id}"
     container = None
     try:
-        with translated(f"starting a container of {image} with the GPU request"):
+        with translated(what or f"starting a container of {image} with the GPU request"):
             container = _create_and_start(client, plan, [], lambda line: None)
             code = container.wait(timeout=timeout_s).get("StatusCode")
             output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")

@@ -189,9 +189,8 @@ def load_yaml(path: Path) -> tuple[Node, str]:
     except yamlsafe.YamlTooBig as exc:
         raise ReferenceFileError(f"{path}: {exc}; a reference file is written out plainly (no anchors needed)") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"{mark.line + 1}: column {mark.column + 1}: " if mark else "1: "
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line, column, problem = yamlsafe.syntax_error(exc)
+        at = f"{line}: column {column}: " if line is not None else "1: "
         raise ReferenceFileError(f"{path}:{at}malformed YAML: {problem}; fix the syntax at that line") from None
     return Node(data, "", path, getattr(data, "line", 1)), text
 

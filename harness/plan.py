@@ -218,9 +218,8 @@ def from_yaml(path: Path | str, device: str) -> Plan:
     except yamlsafe.YamlTooBig as exc:
         raise HarnessError(f"{path}: {exc}; write the plan out plainly") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line, column, problem = yamlsafe.syntax_error(exc)
+        at = f" at line {line} column {column}" if line is not None else ""
         raise HarnessError(f"{path}: malformed YAML{at}: {problem}; fix the plan file") from None
     if not isinstance(data, dict):
         raise HarnessError(f"{path}: a plan must be a mapping with a 'cases' list")

@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
@@ -64,6 +64,15 @@ def read_user_file(path: Path, *, noun: str, missing_fix: str, folder_fix: str, 
         raise UnreadableFile(f"{path}: not UTF-8 text (byte {exc.start}); a {noun} is a YAML text file") from None
     except YamlTooBig as exc:
         raise UnreadableFile(f"{path}: {exc}; {too_big_fix}") from None
+
+
+def syntax_error(exc: yaml.YAMLError) -> tuple[Optional[int], Optional[int], str]:
+    """(line, column, problem) of a YAML syntax error, 1-based; None where PyYAML gives no mark."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return None, None, problem
+    return mark.line + 1, mark.column + 1, problem
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

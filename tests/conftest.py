@@ -50,21 +50,27 @@ def run_artifact(*args: str, env: dict[str, str] | None = None, timeout: float =
                           timeout=timeout, cwd=cwd or REPO, env={**os.environ, **(env or {})})
 
 
+def _built(ref: str, args: list[str], timeout: float) -> str:
+    """Build an image with `artifact ARGS --quiet`; a failed build fails the run in CI (the Docker
+    tests must not silently skip there) and skips elsewhere, saying why."""
+    proc = run_artifact(*args, "--quiet", timeout=timeout)
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        what = f"`artifact {' '.join(args)}` failed (exit {proc.returncode}): {tail}"
+        if IN_CI:
+            pytest.fail(what, pytrace=False)
+        pytest.skip(what)
+    assert f"built {ref} = sha256:" in proc.stdout, proc.stdout
+    return ref
+
+
 @pytest.fixture(scope="session")
 def offline_image(docker_client) -> str:
     """The benchmark image, built offline (debootstrap base + wheelhouse, network off) from this
     checkout through `artifact build --offline`. Cached layers make a rebuild take seconds."""
     from artifact.image import default_image
 
-    ref = default_image("cpu")
-    proc = run_artifact("build", "--offline", "--quiet", timeout=1800)
-    if proc.returncode != 0:
-        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        if IN_CI:
-            pytest.fail(f"`artifact build --offline` failed (exit {proc.returncode}): {tail}", pytrace=False)
-        pytest.skip(f"`artifact build --offline` failed (exit {proc.returncode}): {tail}")
-    assert f"built {ref} = sha256:" in proc.stdout, proc.stdout
-    return ref
+    return _built(default_image("cpu"), ["build", "--offline"], timeout=1800)
 
 
 @pytest.fixture(scope="session")
@@ -73,15 +79,7 @@ def offline_cuda_image(docker_client) -> str:
     a machine downloads its wheels (2.6 GB) and takes minutes; then the cache makes it seconds."""
     from artifact.image import default_image
 
-    ref = default_image("cuda")
-    proc = run_artifact("build", "--offline", "--variant", "cuda", "--quiet", timeout=3600)
-    if proc.returncode != 0:
-        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        if IN_CI:
-            pytest.fail(f"`artifact build --offline --variant cuda` failed (exit {proc.returncode}): {tail}", pytrace=False)
-        pytest.skip(f"`artifact build --offline --variant cuda` failed (exit {proc.returncode}): {tail}")
-    assert f"built {ref} = sha256:" in proc.stdout, proc.stdout
-    return ref
+    return _built(default_image("cuda"), ["build", "--offline", "--variant", "cuda"], timeout=3600)
 
 
 @pytest.fixture(scope="session")

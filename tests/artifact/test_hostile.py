@@ -230,31 +230,29 @@ def _(root):
     return check_argv(f, root, "manifest-lists-absolute-path")
 
 
+def _linked_outside(root, name: str, rel: str, elsewhere: str):
+    """A run whose `rel` is moved out of the folder and replaced by a symbolic link to it (same
+    content: the manifest's sha256 matches through the link)."""
+    f = copy_run(root, name)
+    outside = root / name / elsewhere
+    shutil.move(f / rel, outside)
+    os.symlink(outside, f / rel)
+    return check_argv(f, root, name)
+
+
 @hostile("case-is-a-symlink-outside", 2, "symbolic link")
 def _(root):
-    f = copy_run(root, "case-is-a-symlink-outside")
-    outside = root / "case-is-a-symlink-outside" / "elsewhere.json"
-    shutil.move(f / CASE, outside)
-    os.symlink(outside, f / CASE)  # same content: the manifest's sha256 matches through the link
-    return check_argv(f, root, "case-is-a-symlink-outside")
+    return _linked_outside(root, "case-is-a-symlink-outside", CASE, "elsewhere.json")
 
 
 @hostile("env-is-a-symlink-outside", 2, "env.json: a symbolic link")
 def _(root):
-    f = copy_run(root, "env-is-a-symlink-outside")
-    outside = root / "env-is-a-symlink-outside" / "env-elsewhere.json"
-    shutil.move(f / "env.json", outside)
-    os.symlink(outside, f / "env.json")
-    return check_argv(f, root, "env-is-a-symlink-outside")
+    return _linked_outside(root, "env-is-a-symlink-outside", "env.json", "env-elsewhere.json")
 
 
 @hostile("cases-folder-is-a-symlink", 2, "cases: a symbolic link")
 def _(root):
-    f = copy_run(root, "cases-folder-is-a-symlink")
-    outside = root / "cases-folder-is-a-symlink" / "cases-elsewhere"
-    shutil.move(f / "cases", outside)
-    os.symlink(outside, f / "cases")
-    return check_argv(f, root, "cases-folder-is-a-symlink")
+    return _linked_outside(root, "cases-folder-is-a-symlink", "cases", "cases-elsewhere")
 
 
 @hostile("hidden-case-file", 2, "hidden entry")

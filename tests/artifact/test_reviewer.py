@@ -118,8 +118,10 @@ def test_every_command_line_in_the_code_s_advice_parses():
     assert not bad, "\n".join(bad)
 
 
-def test_interrupted_docker_run_advises_a_resume_that_keeps_its_runtime(tmp_path, monkeypatch):
-    from artifact import launch, runtime_select
+@pytest.fixture
+def docker_run_interrupted(monkeypatch):
+    """A Docker run whose container is interrupted (Ctrl-C) as it starts; no engine needed."""
+    from artifact import runtime_select
     from artifact.runtime_select import Choice
 
     monkeypatch.setattr(runtime_select, "choose", lambda *a, **k: Choice("docker", "requested", object(), None))
@@ -130,6 +132,11 @@ def test_interrupted_docker_run_advises_a_resume_that_keeps_its_runtime(tmp_path
         raise KeyboardInterrupt
 
     monkeypatch.setattr("artifact.runtime_docker.run_container", interrupted)
+
+
+def test_interrupted_docker_run_advises_a_resume_that_keeps_its_runtime(tmp_path, docker_run_interrupted):
+    from artifact import launch
+
     notes: list[str] = []
     opts = launch.RunOptions(runtime="docker", out=tmp_path / "out", profile="smoke", gpus="none",
                              harness_args=["--max-time", "0.5"])
@@ -258,18 +265,9 @@ def test_harness_resume_refuses_a_folder_of_another_configuration(flags_run, tmp
     assert sorted(p.name for p in (run / "cases").iterdir()) == before
 
 
-def test_an_interrupted_run_is_checked_with_the_command_that_completes_it(tmp_path, monkeypatch):
-    from artifact import launch, runtime_select
-    from artifact.runtime_select import Choice
+def test_an_interrupted_run_is_checked_with_the_command_that_completes_it(tmp_path, docker_run_interrupted):
+    from artifact import launch
 
-    monkeypatch.setattr(runtime_select, "choose", lambda *a, **k: Choice("docker", "requested", object(), None))
-    monkeypatch.setattr("artifact.docker_engine.engine_info", lambda client: None)
-    monkeypatch.setattr("artifact.image.image_info", lambda client, image: None)
-
-    def interrupted(*a, **k):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("artifact.runtime_docker.run_container", interrupted)
     out = tmp_path / "out"  # interrupted before the first case: no env.json
     launch.launch(launch.RunOptions(runtime="docker", out=out, profile="smoke"), echo=lambda s: None, note=lambda s: None)
     res = cli("check", str(out))

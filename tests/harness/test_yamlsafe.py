@@ -49,3 +49,10 @@ def test_an_alias_bomb_is_refused_before_it_is_built():
 def test_within_bounds_it_loads_as_safe_yaml():
     text = "cases:\n  - {backend: math, seq: 128}\n"
     assert yamlsafe.load(text) == yaml.safe_load(text)
+
+
+def test_a_syntax_error_names_its_line_and_column():
+    with pytest.raises(yaml.YAMLError) as info:
+        yamlsafe.load("seed: 1\ncases: a: b\n")  # a mapping value where none may start
+    line, column, problem = yamlsafe.syntax_error(info.value)
+    assert (line, column) == (2, 9) and problem == "mapping values are not allowed here"
