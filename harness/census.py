@@ -169,13 +169,37 @@ def _cpu_activities(prof: Any) -> list[RawActivity]:
     return out
 
 
+def _profile_cuda(run: Callable[[], Any]) -> list[RawActivity]:
+    """The GPU activities of one call of `run` (already warm), device-wide synchronised around it."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    try:
+        with _quiet_profiler_log(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+            run()
+            torch.cuda.synchronize()
+    except Exception as exc:  # noqa: BLE001 - any profiler failure means "no census here"
+        raise CensusUnavailable(f"torch.profiler with CUDA activities failed: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return _cuda_activities(prof)
+
+
+def _profile_cpu(run: Callable[[], Any]) -> list[RawActivity]:
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        with _quiet_profiler_log(), profile(activities=[ProfilerActivity.CPU]) as prof:
+            run()
+    except Exception as exc:  # noqa: BLE001
+        raise CensusUnavailable(f"torch.profiler with CPU activities failed: {type(exc).__name__}: {exc}") from None
+    return _cpu_activities(prof)
+
+
 def collect_cuda(fn: Callable[[], Any], calls: int = CENSUS_CALLS) -> list[RawActivity]:
     """Capture `calls` calls into a CUDA graph (as the timer does), replay it once to warm, then
     profile one replay. Raises CensusUnavailable with the reason when CUPTI lists nothing. A call
     that cannot be captured (the timer then falls back to eager launches) is censused eagerly."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
     from harness.timing import capture_graph
 
     try:
@@ -189,15 +213,7 @@ def collect_cuda(fn: Callable[[], Any], calls: int = CENSUS_CALLS) -> list[RawAc
                 fn()
 
     run()
-    torch.cuda.synchronize()
-    try:
-        with _quiet_profiler_log(), profile(activities=[ProfilerActivity.CUDA]) as prof:
-            run()
-            torch.cuda.synchronize()
-    except Exception as exc:  # noqa: BLE001 - any profiler failure means "no census here"
-        raise CensusUnavailable(f"torch.profiler with CUDA activities failed: {type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    acts = _cuda_activities(prof)
+    acts = _profile_cuda(run)
     del graph
     if not acts:
         raise CensusUnavailable("the profiler recorded no GPU activity (CUPTI unavailable or not permitted here)")
@@ -205,19 +221,41 @@ def collect_cuda(fn: Callable[[], Any], calls: int = CENSUS_CALLS) -> list[RawAc
 
 
 def collect_cpu(fn: Callable[[], Any], calls: int = CENSUS_CALLS) -> list[RawActivity]:
-    from torch.profiler import ProfilerActivity, profile
-
     fn()
-    try:
-        with _quiet_profiler_log(), profile(activities=[ProfilerActivity.CPU]) as prof:
-            for _ in range(calls):
-                fn()
-    except Exception as exc:  # noqa: BLE001
-        raise CensusUnavailable(f"torch.profiler with CPU activities failed: {type(exc).__name__}: {exc}") from None
-    acts = _cpu_activities(prof)
+
+    def run() -> None:
+        for _ in range(calls):
+            fn()
+
+    acts = _profile_cpu(run)
     if not acts:
         raise CensusUnavailable("the profiler recorded no ATen operator")
     return acts
+
+
+def of_run(run: Callable[[], Any], calls: int, device: str, median_ms: Optional[float]) -> Census:
+    """The census of one call of `run` (`calls` kernel calls: the timer's own graph replay, or its
+    eager loop), as timed: an empty list is a census too (the timed region ran nothing)."""
+    acts = _profile_cuda(run) if device == "cuda" else _profile_cpu(run)
+    what = ("torch.profiler (CUPTI): one replay of the timed CUDA graph" if device == "cuda"
+            else "torch.profiler: ATen operators of one timed sample")
+    return aggregate(acts, calls, median_ms, f"{what} ({calls} calls)")
+
+
+def eager(warm: Callable[[], Any], fresh: Callable[[], Any], device: str) -> Census:
+    """The census of one eager call, `fresh`, on inputs the kernel has never seen: `warm` (the
+    same kernel on other inputs) is called first, so first-use work (compilation, workspaces)
+    stays out, but no cache of the kernel's can answer the profiled call."""
+    warm()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+    acts = _profile_cuda(fresh) if device == "cuda" else _profile_cpu(fresh)
+    if not acts:
+        raise CensusUnavailable("the profiler recorded no activity for an eager call "
+                                "(CUPTI unavailable or not permitted here)")
+    return aggregate(acts, 1, None, "torch.profiler: one eager call on fresh inputs")
 
 
 def take(make_fn: Callable[[], Callable[[], Any]], device: str, median_ms: Optional[float],

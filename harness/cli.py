@@ -4,6 +4,7 @@
     harness bench --profile full --out results/          (on a GPU)
     harness bench --plan plan.yaml --out results/
     harness bench --seq 128,512 --backends flash,cudnn --dtype float16 --out results/
+    harness bench --workload mypkg.kernels:WORKLOAD --seq 512 --out results/   (a kernel of your own)
     harness env --out results/
     harness optimize --seq 512 --budget-s 120 --out results/opt     (the Triton kernel against SDPA)
 
@@ -26,7 +27,6 @@ from harness.envlock import prepare_process_env
 from harness.errors import HarnessError
 from harness.helptext import install as _plain_help
 from harness.optimize.settings import OptimizeSettings, check_flags, check_kernel_supports, shape_spec
-from harness.workloads import SDPA_BACKENDS
 
 _plain_help()
 
@@ -62,7 +62,8 @@ def bench(
     profile: Optional[str] = typer.Option(None, help="smoke (CPU-friendly, <1 min) or full (the GPU sweep)."),
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="YAML plan file (see harness/plans/)."),
     seq: Optional[list[str]] = typer.Option(None, "--seq", help="Sequence lengths, e.g. --seq 128 --seq 512 or --seq 128,512."),
-    backends: str = typer.Option(",".join(SDPA_BACKENDS), help="Comma-separated SDPA backends."),
+    workload: str = typer.Option("sdpa", "--workload", help="sdpa, triton_attention, or your own as package.module:ATTR (docs/workload-api.md)."),
+    backends: Optional[str] = typer.Option(None, help="Comma-separated backends (default: every backend of the workload)."),
     batch: int = typer.Option(32, min=1),
     heads: int = typer.Option(8, min=1),
     head_dim: int = typer.Option(64, "--head-dim", min=1),
@@ -91,7 +92,19 @@ def bench(
     if dtype not in planmod.DTYPES:
         raise HarnessError(f"--dtype: unknown dtype {dtype!r}; choose from {', '.join(planmod.DTYPES)}")
     seqs = planmod.parse_positive_ints(seq, "--seq") if seq else None
-    backend_list = [b.strip() for b in backends.split(",") if b.strip()]
+    if workload != "sdpa" and not seqs:
+        raise HarnessError("--workload goes with --seq (a plan file names its workloads itself)")
+    from harness import workloads as workloadmod
+
+    why = workloadmod.check_name(workload)
+    if why:
+        raise HarnessError(f"--workload: {why}")
+    if backends is not None:
+        backend_list = [b.strip() for b in backends.split(",") if b.strip()]
+    elif workloadmod.is_external(workload):
+        backend_list = list(workloadmod.backends_of(workload))  # imports the user's module (timers bound first)
+    else:
+        backend_list = list(workloadmod.BACKENDS[workload])
     # Validate everything torch-free first: bad input fails fast, before CUDA initialises.
     if profile and profile not in planmod.PROFILES:
         raise HarnessError(f"--profile: unknown profile {profile!r}; choose one of {', '.join(planmod.PROFILES)}")
@@ -100,7 +113,7 @@ def bench(
         planmod.from_yaml(plan_file, probe_device)
     if seqs:
         planmod.from_flags(seqs=seqs, backends=backend_list, batch=batch, heads=heads, head_dim=head_dim,
-                           dtype=dtype, causal=causal, cache=cache, device=probe_device)
+                           dtype=dtype, causal=causal, cache=cache, device=probe_device, workload=workload)
 
     dev = devices.resolve(device)
     if profile:
@@ -110,7 +123,7 @@ def bench(
     else:
         assert seqs is not None  # one of the three sources was given (checked above)
         the_plan = planmod.from_flags(seqs=seqs, backends=backend_list, batch=batch, heads=heads, head_dim=head_dim,
-                                      dtype=dtype, causal=causal, cache=cache, device=dev)
+                                      dtype=dtype, causal=causal, cache=cache, device=dev, workload=workload)
     from dataclasses import replace
 
     if repeats is not None or target_ci is not None or max_time is not None:

@@ -37,14 +37,14 @@ def results_table(results: Iterable[CaseResult], title: str = "Results") -> Tabl
         backend = c.backend if c.workload == "sdpa" else f"{c.workload}:{c.backend}"
         shape = f"{c.batch}×{c.heads}×{c.head_dim} {c.dtype}{' causal' if c.causal else ''}{' cold' if c.cache == 'cold' else ''}"
         name = (backend, str(c.seq), shape)
-        if r.status != "ok" or r.timing is None:
+        if r.status not in ("ok", "invalid") or r.timing is None:
             t.add_row(*name, f"[yellow]{r.status}[/]" if r.status == "skipped" else f"[red]{r.status}[/]", "-", "-", "-", "-", "-", "-", "-",
                       fmt_err(r), "-")
             continue
         s = r.timing.summary
         t.add_row(
             *name,
-            "[green]ok[/]",
+            "[green]ok[/]" if r.status == "ok" else "[red]invalid[/]",
             fmt_ms(s.median_ms),
             f"[{fmt_ms(s.ci_low_ms)}, {fmt_ms(s.ci_high_ms)}]",
             f"{100 * s.rel_halfwidth:.2f}",

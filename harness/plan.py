@@ -110,11 +110,12 @@ _INT_FIELDS = ("batch", "heads", "seq", "head_dim")
 
 
 def validate_case(spec: CaseSpec, where: str) -> CaseSpec:
-    if spec.workload not in workloads.BACKENDS:
-        raise HarnessError(f"{where}.workload: unknown workload {spec.workload!r}; known: {', '.join(workloads.names())}")
-    known = workloads.BACKENDS[spec.workload]
-    if spec.backend not in known:
-        raise HarnessError(f"{where}.backend: unknown backend {spec.backend!r} for {spec.workload}; choose from {', '.join(known)}")
+    why = workloads.check_name(spec.workload)
+    if why:
+        raise HarnessError(f"{where}.workload: {why}")
+    why = workloads.check_backend(spec.workload, spec.backend)
+    if why:
+        raise HarnessError(f"{where}.backend: {why}")
     for name in _INT_FIELDS:
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -35,6 +35,10 @@ KIND_MANIFEST = "manifest"
 KIND_CEILINGS = "ceilings"
 
 DTYPES = ("float16", "bfloat16", "float32")
+# A case's status. `invalid`: it ran, but the timed calls were not shown to do the real work (an
+# integrity check failed: their outputs, their kernels against an eager call's, the roofline,
+# the host clock, a replaced timer); no claim on it can pass (issue 16).
+STATUSES = ("ok", "skipped", "failed", "invalid")
 CACHE_MODES = ("warm", "cold")
 
 
@@ -59,8 +63,9 @@ class CaseSpec:
     @property
     def case_id(self) -> str:
         mask = "causal" if self.causal else "full"
+        # A user's workload "package.module:ATTR" is named "package.module.ATTR" (file names).
         cid = (
-            f"{self.workload}-{self.backend}-b{self.batch}h{self.heads}s{self.seq}d{self.head_dim}"
+            f"{self.workload.replace(':', '.')}-{self.backend}-b{self.batch}h{self.heads}s{self.seq}d{self.head_dim}"
             f"-{self.dtype}-{mask}-{self.cache}-{self.device}"
         )
         if self.config:
@@ -170,6 +175,32 @@ class Census:
     sm_mhz: Optional[int] = None
 
 
+# --------------------------------------------------------------------------- integrity
+@dataclass
+class IntegrityCheck:
+    """One piece of evidence that the timed calls did the real work (harness/integrity/)."""
+
+    name: str  # timed_outputs | output_alias | census_vs_eager | census_time | roofline | host_clock | timer_tamper
+    passed: Optional[bool]  # None: not run here (`detail` says why)
+    detail: str  # what was compared, with the numbers
+    value: Optional[float] = None  # the measured quantity (an error, a ratio, a time)
+    bound: Optional[float] = None  # the bound it was held to
+
+
+@dataclass
+class Integrity:
+    """Why an ok case is not a cheat: the outputs of the timed replays checked on input sets the
+    kernel had not seen, its timed kernels an eager call's, its speed within the roofline, its
+    event times the host clock's. A failed check makes the case `invalid`."""
+
+    checks: list[IntegrityCheck]
+    input_sets: int  # distinct input buffers rotated between timed batches
+    refreshes: int  # times their contents were replaced with fresh data during timing
+
+    def failed(self) -> list[IntegrityCheck]:
+        return [c for c in self.checks if c.passed is False]
+
+
 # --------------------------------------------------------------------------- the other parts
 @dataclass
 class Throughput:
@@ -204,13 +235,15 @@ class Correctness:
 @dataclass
 class CaseResult:
     case: CaseSpec
-    status: str  # "ok" | "skipped" | "failed"
-    reason: Optional[str] = None  # why skipped/failed
+    status: str  # "ok" | "skipped" | "failed" | "invalid" (STATUSES)
+    reason: Optional[str] = None  # why skipped/failed/invalid
     timing: Optional[Timing] = None
     throughput: Optional[Throughput] = None
     memory: Optional[Memory] = None
     correctness: Optional[Correctness] = None
     census: Optional[Census] = None
+    # The integrity checks (schema 4 on); None before schema 4, or when the case was not timed.
+    integrity: Optional[Integrity] = None
     unavailable: dict[str, str] = field(default_factory=dict)  # field -> why it is None
     # Wall seconds per phase of this case: correctness, memory, warmup (warm-up, calibration,
     # capture), sampling, census. Summed by the launcher into run.json's cost of a reproduction.

@@ -13,9 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__, envlock, stats, workloads
+from harness.integrity import checks, guard
 from harness.nvml import BENIGN_REASONS, Nvml
 from harness.plan import TimingConfig
-from harness.records import CaseResult, CaseSpec, ClockStats, Correctness, Memory, Throughput, Timing
+from harness.records import (
+    CaseResult,
+    CaseSpec,
+    CeilingsRecord,
+    ClockStats,
+    Correctness,
+    IntegrityCheck,
+    Memory,
+    Throughput,
+    Timing,
+)
 from harness.storage import utc_now
 from harness.timing import RepetitionTiming, measure_cpu, measure_cuda
 
@@ -61,24 +72,35 @@ def _first_call(fn) -> Any:
 
 
 def check_correctness(workload, spec: CaseSpec, seed: int) -> Correctness:
-    import torch
 
     inputs = workload.make_inputs(spec, seed)
     fn = workload.make_fn(spec, inputs)
-    # Outputs NaN-poisoned here (and only here): an element the kernel never wrote fails.
+    from harness.integrity.outputs import rel_error, snapshot
+
+    # Outputs NaN-poisoned here (and only here): an element the kernel never wrote fails. The
+    # output is copied as soon as the call returns (stream-ordered): a call must return its own
+    # finished result, not a buffer a later call fills in (a "deferred" kernel did exactly that).
     with envlock.poisoned():
-        out = _first_call(fn)
+        out = snapshot(_first_call(fn))
         again = fn()
-    bitwise = bool(torch.equal(out, again))
+    bitwise = _equal(out, again)
     ref = workload.reference(spec, inputs)
-    diff = torch.linalg.vector_norm((out.double() - ref).flatten())
-    rel = float(diff / torch.linalg.vector_norm(ref.flatten()))
+    rel = rel_error(out, ref)
     tol = workload.tolerance(spec)
     # NaN or inf in the output (a NaN-poisoned element never written, an overflow) has no finite
     # error; JSON cannot hold NaN or inf, so the record says None and the case fails.
     finite = math.isfinite(rel)
     return Correctness(reference="float64", rel_error=rel if finite else None, tolerance=tol,
                        passed=bool(finite and rel <= tol), bitwise_repeat=bitwise)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    import torch
+
+    from harness.integrity.outputs import tensors
+
+    xs, ys = list(tensors(a)), list(tensors(b))
+    return len(xs) == len(ys) and all(torch.equal(x, y) for x, y in zip(xs, ys))
 
 
 def _measure_memory(workload, spec: CaseSpec, seed: int, predicted: int) -> Memory:
@@ -121,21 +143,67 @@ def _fit_check(spec: CaseSpec, predicted: int) -> None:
         )
 
 
-def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int | None, nvml: Nvml | None) -> list[RepetitionTiming]:
+def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int | None, nvml: Nvml | None,
+                      evidence: list[IntegrityCheck]) -> tuple[list[RepetitionTiming], int, int, float]:
+    """Every repetition's timing; the integrity checks of what each one timed go into `evidence`.
+    Returns the timings, the input sets per repetition, the refreshes in all and the seconds the
+    checks took (an integrity cost, not sampling)."""
+    import time
+
+    from harness.integrity import outputs as outcheck
+
     out = []
     probe = nvml.sample if nvml is not None and nvml.ok else None
+    refreshes, check_s = 0, 0.0
     for rep in range(cfg.repeats):
         # Each repetition gets fresh inputs, fresh allocations and a fresh graph, so the spread
-        # between repetitions shows run-to-run variation, not only sample noise.
+        # between repetitions shows run-to-run variation, not only sample noise. Its input sets
+        # are rotated between batches and refreshed with data drawn while timing runs.
         _free_memory()
-        inputs = workload.make_inputs(spec, cfg.seed + 7919 * (rep + 1))
-        fn = workload.make_fn(spec, inputs)
+        slots, inputs = outcheck.make_slots(workload, spec, checks.INPUT_SETS)
         if spec.device == "cuda":
-            out.append(measure_cuda(fn, cfg, cache=spec.cache, l2_bytes=l2_bytes, probe=probe))
+            timing = measure_cuda(slots, cfg, cache=spec.cache, l2_bytes=l2_bytes, probe=probe)
         else:
-            out.append(measure_cpu(fn, cfg))
-        del fn, inputs
-    return out
+            timing = measure_cpu(slots, cfg)
+        refreshes += timing.refreshes
+        t0 = time.perf_counter()
+        evidence.append(outcheck.aliasing(inputs, timing.outputs))
+        evidence.append(outcheck.timed_outputs(workload, spec, inputs, timing.outputs, slots.refresh is not None))
+        if timing.host_clock is not None:
+            h = timing.host_clock
+            evidence.append(checks.host_clock(h.host_ms, h.event_ms, h.calls))
+        timing.outputs = []
+        check_s += time.perf_counter() - t0
+        if rep < cfg.repeats - 1:
+            timing.replay = None  # only the last repetition's timed work is censused
+        out.append(timing)
+        del slots, inputs
+    if spec.device != "cuda":
+        evidence.append(checks.host_clock_not_run("CPU: the timer is the host clock itself (bound before any workload was imported)"))
+    return out, checks.INPUT_SETS, refreshes, check_s
+
+
+def _integrity_census(workload, spec: CaseSpec, replay, inner: int, median_ms: float,
+                      evidence: list[IntegrityCheck], result: CaseResult) -> None:
+    """The timed work itself under the profiler, against one eager call on fresh inputs."""
+    from harness import census
+    from harness.integrity import census as integrity_census
+    from harness.integrity import outputs as outcheck
+
+    try:
+        timed = census.of_run(replay, inner, spec.device, median_ms)
+        warm = workload.make_fn(spec, workload.make_inputs(spec, outcheck.fresh_seed()))
+        fresh = workload.make_fn(spec, workload.make_inputs(spec, outcheck.fresh_seed()))
+        eager = census.eager(warm, fresh, spec.device)
+    except census.CensusUnavailable as exc:
+        evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, f"not run: {exc}"))
+        return
+    except (RuntimeError, ValueError, TypeError, AssertionError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, f"not run: the census failed: {type(exc).__name__}: {msg}"))
+        return
+    evidence.append(integrity_census.versus_eager(timed, eager, spec.device))
+    evidence.append(integrity_census.time_share(timed, median_ms, spec.device))
 
 
 def clock_stats(readings: list[tuple[int | None, int | None]]) -> ClockStats | None:
@@ -181,10 +249,15 @@ def run_case(
     l2_bytes: int | None = None,
     nvml: Nvml | None = None,
     census: bool = True,
+    ceilings: CeilingsRecord | None = None,
 ) -> CaseResult:
     import time
 
     import torch
+
+    # Bound before any workload module of the user's is imported (workloads.get), so that what
+    # such a module replaces is seen (harness/integrity/guard.py).
+    guard.baseline()
 
     started = utc_now()
     result = CaseResult(case=spec, status="ok", started_at=started, harness_version=__version__)
@@ -219,11 +292,13 @@ def run_case(
         result.memory = _measure_memory(workload, spec, timing.seed + 1, predicted)
         phase("memory")
         fill_in_force = envlock.fill_uninitialized()
-        reps = _time_repetitions(workload, spec, timing, l2_bytes, nvml)
+        evidence: list[IntegrityCheck] = []
+        reps, input_sets, refreshes, check_s = _time_repetitions(workload, spec, timing, l2_bytes, nvml, evidence)
         setup = sum(r.setup_s for r in reps)
         phase("timing")
         result.phases_s["warmup"] = round(setup, 4)
-        result.phases_s["sampling"] = round(result.phases_s.pop("timing") - setup, 4)
+        result.phases_s["sampling"] = round(result.phases_s.pop("timing") - setup - check_s, 4)
+        result.phases_s["integrity"] = round(check_s, 4)
         summary = stats.summarize_repetitions(
             [r.repetition.samples_ms for r in reps], [r.repetition.converged for r in reps], seed=timing.seed
         )
@@ -247,11 +322,27 @@ def run_case(
         flops, nbytes = workload.flops(spec), workload.bytes_moved(spec)
         sec = summary.median_ms / 1e3
         result.throughput = Throughput(flops=flops, bytes=nbytes, tflops=flops / sec / 1e12, gbps=nbytes / sec / 1e9)
+        replay = reps[-1].replay
+        if census and replay is not None:
+            _integrity_census(workload, spec, replay, reps[-1].repetition.inner_iters, summary.median_ms, evidence, result)
+        else:
+            evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, "not run: no census (census: false in the plan, or --no-census)"))
+        for r in reps:
+            r.replay = None
+        del replay
+        evidence.append(checks.roofline_check(summary.median_ms, flops, nbytes, ceilings, cache=spec.cache,
+                                              l2_bytes=l2_bytes if spec.device == "cuda" else None, device=spec.device))
+        evidence.append(checks.tamper(guard.tampered()))
+        result.integrity = checks.assemble(evidence, input_sets, refreshes)
+        phase("integrity")
         if census:
             _census(workload, spec, timing.seed + 2, summary.median_ms, result, nvml)
             phase("census")
         else:
             result.unavailable["census"] = "not taken (census: false in the plan, or --no-census)"
+        why = checks.reason(result.integrity)
+        if why:
+            result.status, result.reason = "invalid", why
     except CaseSkipped as exc:
         result.status, result.reason = "skipped", str(exc)
     except torch.cuda.OutOfMemoryError as exc:

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from harness import ceilings, envlock, fingerprint, storage
+from harness import ceilings, envlock, fingerprint, storage, workloads
 from harness.display import console, reasons, results_table
-from harness.errors import RecordError
+from harness.errors import HarnessError, RecordError
 from harness.nvml import Nvml
 from harness.plan import Plan
-from harness.records import CaseResult, EnvRecord
+from harness.records import CaseResult, CeilingsRecord, EnvRecord
 from harness.runner import run_case
 
 
@@ -52,12 +52,24 @@ def start_folder(out: Path, device: str, seed: int, *, cpu_threads: Optional[int
     return StartedFolder(env, nvml, failures)
 
 
+def _check_external_workloads(plan: Plan) -> None:
+    """Import each user workload the plan names (after the harness bound its timers) and check
+    the plan's backends against the ones it declares, before anything is measured."""
+    for name in sorted({c.workload for c in plan.cases if workloads.is_external(c.workload)}):
+        known = workloads.backends_of(name)
+        for c in plan.cases:
+            if c.workload == name and c.backend not in known:
+                raise HarnessError(f"{plan.source}: backend {c.backend!r} is not one of workload {name}'s "
+                                   f"({', '.join(known)})")
+
+
 def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True) -> int:
     out = Path(out)
     if resume:
         from harness import resume as resumemod
 
         resumemod.check(out, plan, device)  # before start_folder rewrites env.json
+    _check_external_workloads(plan)
     con = console()
     started = start_folder(out, device, plan.timing.seed, cpu_threads=plan.cpu_threads if device == "cpu" else None)
     env, nvml, failures = started.env, started.nvml, started.lock_failures
@@ -66,9 +78,16 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
     con.print(f"[bold]harness[/] {len(plan.cases)} cases on {where} ({plan.source}) -> {out}")
     for name, why in failures.items():
         con.print(f"[yellow]lock: {name}: {why}[/]")
-    if plan.ceilings and not (resume and (out / storage.CEILINGS_FILE).is_file()):
+    roofs: Optional[CeilingsRecord] = None
+    if plan.ceilings and resume and (out / storage.CEILINGS_FILE).is_file():
+        try:
+            roofs = storage.load_record(out / storage.CEILINGS_FILE, CeilingsRecord)
+        except RecordError:
+            roofs = None
+    if plan.ceilings and roofs is None:
         t = time.perf_counter()
         record = ceilings.measure(device, env.gpu.name if env.gpu else None, seed=plan.timing.seed)
+        roofs = record
         record.wall_s = round(time.perf_counter() - t, 3)
         storage.write_record(out / storage.CEILINGS_FILE, record)
         storage.write_manifest(out)
@@ -102,7 +121,7 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
             if bar is not None:
                 bar.update(task, description=f"{label:<18}")
             result = run_case(spec, plan.timing, check_correctness_first=plan.check_correctness, l2_bytes=l2, nvml=nvml,
-                              census=plan.census)
+                              census=plan.census, ceilings=roofs)
             storage.write_case(out, result)
             storage.write_manifest(out)
             results.append(result)

@@ -11,6 +11,15 @@ the flush is queued ahead of the start event so the GPU never idles waiting for 
 
 CPU: perf_counter_ns around `inner` calls.
 
+Input sets (issue 16): the kernel is untrusted, so a repetition may be given several input sets
+(`Slots`), each with its own graph. Batches rotate among them and, before a set's batch, its
+contents are replaced with fresh data in place (same buffers, new values, drawn after timing
+began): a kernel that caches by pointer, shape or contents, or that captured nothing and returns a
+stale tensor, returns wrong values, and the caller checks the output each set's last timed replay
+wrote (harness/integrity/outputs.py). After the samples, a host-clock loop (device-wide
+synchronize, back-to-back replays, the bound perf_counter) times the same graph again: event times
+far below it mean the timer was fooled or work ran outside the timed stream.
+
 Sampling is adaptive: after every `cfg.batch` samples the distribution-free 95% CI of the median is
 computed; the repetition stops once its half-width is within `cfg.target_rel_ci` of the median
 (and at least `cfg.min_samples` were taken over at least `cfg.min_time_s`), or at `cfg.max_time_s` / `cfg.max_samples`, recorded
@@ -19,22 +28,48 @@ as not converged.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
+from harness.integrity.guard import bind
 from harness.plan import TimingConfig
 from harness.records import Repetition
 from harness.stats import median_ci_distribution_free, median_ci_min_samples
 
 MAX_INNER = 4096  # bounds graph size (and capture time) for the tiniest kernels
+# The host-clock loop lasts at least this long (sync latency, tens of microseconds, is then under 1%)
+# and replays at most HOST_LOOP_MAX times.
+HOST_LOOP_MS = 10.0
+HOST_LOOP_MAX = 200
 
 
 # What an NVML probe returns after a batch: clock-event reasons, SM clock MHz, memory clock MHz.
 ProbeReading = tuple[list[str], Optional[int], Optional[int]]
+
+
+@dataclass
+class Slots:
+    """Input sets for one repetition: `fns[j]` runs the kernel on set j; `refresh(j)` replaces set
+    j's contents with fresh data in place (None: the contents stay, e.g. the ceilings' own ops)."""
+
+    fns: list[Callable[[], Any]]
+    refresh: Optional[Callable[[int], None]] = None
+
+    @classmethod
+    def of(cls, fn: Callable[[], Any] | Slots) -> Slots:
+        return fn if isinstance(fn, Slots) else cls([fn])
+
+
+@dataclass
+class HostClock:
+    """The device-synchronised host-clock loop after the samples (per kernel call)."""
+
+    host_ms: float  # host time per call over `calls` back-to-back calls, device-wide sync around
+    event_ms: float  # the repetition's median per call from the CUDA events
+    calls: int
 
 
 @dataclass
@@ -47,6 +82,12 @@ class RepetitionTiming:
     flags: set[str] = field(default_factory=set)
     clock_readings: list[tuple[Optional[int], Optional[int]]] = field(default_factory=list)
     setup_s: float = 0.0  # warm-up, calibration and graph capture before the first sample
+    outputs: list[Any] = field(default_factory=list)  # per input set: what its last timed call returned
+    refreshes: int = 0  # input-set contents replaced during sampling
+    host_clock: Optional[HostClock] = None
+    # One timed sample's work on the last input set (the graph replay, or the eager loop): the
+    # integrity census profiles exactly what was timed. The caller drops it when done.
+    replay: Optional[Callable[[], None]] = None
 
 
 def rel_halfwidth(samples: list[float], level: float = 0.95) -> float | None:
@@ -63,14 +104,15 @@ def rel_halfwidth(samples: list[float], level: float = 0.95) -> float | None:
 class _Stopper:
     def __init__(self, cfg: TimingConfig):
         self.cfg = cfg
-        self.t0 = time.perf_counter()
+        self.clock = bind().perf_counter
+        self.t0 = self.clock()
         self.reason = ""
         self.rel: float | None = None
 
     def done(self, samples: list[float]) -> bool:
         cfg = self.cfg
         self.rel = rel_halfwidth(samples)
-        elapsed = time.perf_counter() - self.t0
+        elapsed = self.clock() - self.t0
         if (len(samples) >= cfg.min_samples and elapsed >= cfg.min_time_s
                 and self.rel is not None and self.rel <= cfg.target_rel_ci):
             self.reason = "converged"
@@ -93,50 +135,79 @@ class _Stopper:
             converged=self.reason == "converged",
             stop_reason=self.reason,
             rel_halfwidth=self.rel,
-            wall_s=round(time.perf_counter() - self.t0, 4),
+            wall_s=round(self.clock() - self.t0, 4),
         )
 
 
 # --------------------------------------------------------------------------- CPU
-def measure_cpu(fn: Callable[[], Any], cfg: TimingConfig) -> RepetitionTiming:
+def measure_cpu(fn: Callable[[], Any] | Slots, cfg: TimingConfig) -> RepetitionTiming:
+    slots = Slots.of(fn)
+    clock = bind().perf_counter_ns
+    cycle = _cycler(slots.fns)
     # Warm-up until warmup_ms have passed (and at least 3 calls): first-call allocations and
     # lazy initialisation stay out of the samples.
-    calls, t0 = 0, time.perf_counter()
-    while calls < 3 or (time.perf_counter() - t0) * 1e3 < cfg.warmup_ms:
-        fn()
+    calls, t0 = 0, clock()
+    while calls < 3 or (clock() - t0) / 1e6 < cfg.warmup_ms:
+        cycle()
         calls += 1
-    est_ms = max((time.perf_counter() - t0) * 1e3 / calls, 1e-6)
+    est_ms = max((clock() - t0) / 1e6 / calls, 1e-6)
     inner = int(min(MAX_INNER, max(1, round(cfg.sample_target_ms / est_ms))))
-    setup_s = time.perf_counter() - t0
+    setup_s = (clock() - t0) / 1e9
     stop = _Stopper(cfg)
     samples: list[float] = []
+    outputs: list[Any] = [None] * len(slots.fns)
+    refreshes, batch_no = 0, 0
     while True:
+        j = batch_no % len(slots.fns)
+        if slots.refresh is not None:
+            slots.refresh(j)
+            refreshes += 1
+        f = slots.fns[j]
         for _ in range(cfg.batch):
-            s = time.perf_counter_ns()
+            s = clock()
             for _ in range(inner):
-                fn()
-            samples.append((time.perf_counter_ns() - s) / 1e6 / inner)
-        if stop.done(samples):
+                out = f()
+            samples.append((clock() - s) / 1e6 / inner)
+        outputs[j] = out
+        del out
+        batch_no += 1
+        if batch_no >= len(slots.fns) and stop.done(samples):
             break
-    return RepetitionTiming(stop.repetition(samples, inner), "perf_counter", None, calls, setup_s=setup_s)
+
+    def replay() -> None:
+        for _ in range(inner):
+            f()
+
+    return RepetitionTiming(stop.repetition(samples, inner), "perf_counter", None, calls, setup_s=setup_s,
+                            outputs=outputs, refreshes=refreshes, replay=replay)
+
+
+def _cycler(fns: list[Callable[[], Any]]) -> Callable[[], Any]:
+    state = [0]
+
+    def call() -> Any:
+        f = fns[state[0] % len(fns)]
+        state[0] += 1
+        return f()
+
+    return call
 
 
 # --------------------------------------------------------------------------- CUDA
 def _warmup_cuda(fn: Callable[[], Any], cfg: TimingConfig) -> tuple[int, float]:
-    import torch
-
+    t = bind()
     fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    t.device_synchronize()
+    start, end = t.new_event(), t.new_event()
     calls, elapsed = 1, 0.0
     while calls < 4 or elapsed < cfg.warmup_ms:
-        start.record()
+        t.record(start)
         n = max(1, calls)  # doubling batches reach warmup_ms quickly even for tiny kernels
         for _ in range(n):
             fn()
-        end.record()
-        end.synchronize()
-        batch_ms = start.elapsed_time(end)
+        t.record(end)
+        t.event_synchronize(end)
+        batch_ms = t.elapsed_ms(start, end)
         elapsed += batch_ms
         calls += n
         est = batch_ms / n
@@ -144,21 +215,29 @@ def _warmup_cuda(fn: Callable[[], Any], cfg: TimingConfig) -> tuple[int, float]:
 
 
 def capture_graph(fn: Callable[[], Any], inner: int):
+    return capture_graph_keeping_output(fn, inner)[0]
+
+
+def capture_graph_keeping_output(fn: Callable[[], Any], inner: int) -> tuple[Any, Any]:
+    """A CUDA graph of `inner` calls, and the output its last call returned (every replay writes
+    that tensor again: it is the output of the timed replays, checked afterwards)."""
     import torch
 
     graph = torch.cuda.CUDAGraph()
-    # Capture on a side stream (torch.cuda.graph does this); outputs are dropped at once so
-    # the graph's private pool reuses one output buffer for all `inner` calls.
+    # Capture on a side stream (torch.cuda.graph does this); outputs but the last are dropped at
+    # once so the graph's private pool reuses one output buffer for the other calls.
+    out = None
     with torch.cuda.graph(graph):
         for _ in range(inner):
-            fn()
+            out = None
+            out = fn()
     graph.replay()
-    torch.cuda.synchronize()
-    return graph
+    bind().device_synchronize()
+    return graph, out
 
 
 def measure_cuda(
-    fn: Callable[[], Any],
+    fn: Callable[[], Any] | Slots,
     cfg: TimingConfig,
     *,
     cache: str = "warm",
@@ -167,51 +246,79 @@ def measure_cuda(
 ) -> RepetitionTiming:
     import torch
 
-    t_setup = time.perf_counter()
-    warmup_calls, est_ms = _warmup_cuda(fn, cfg)
+    t = bind()
+    slots = Slots.of(fn)
+    n = len(slots.fns)
+    t_setup = t.perf_counter()
+    warmup_calls, est_ms = _warmup_cuda(_cycler(slots.fns), cfg)
     cold = cache == "cold"
     inner = 1 if cold else int(min(MAX_INNER, max(1, round(cfg.sample_target_ms / max(est_ms, 1e-4)))))
     method, fallback = "cuda_graph", None
+    outputs: list[Any] = [None] * n
+    runs: list[Callable[[], None]] = []
     try:
-        graph = capture_graph(fn, inner)
+        graph, outputs[0] = capture_graph_keeping_output(slots.fns[0], inner)
         if not cold:
             # Eager launches of a ~10 us kernel are host-bound, so the warm-up estimate can be
             # 10x too long; re-derive `inner` from a replay of the graph itself.
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
+            start, end = t.new_event(), t.new_event()
+            t.record(start)
             graph.replay()
-            end.record()
-            end.synchronize()
-            per_call = max(start.elapsed_time(end) / inner, 1e-5)
+            t.record(end)
+            t.event_synchronize(end)
+            per_call = max(t.elapsed_ms(start, end) / inner, 1e-5)
             want = int(min(MAX_INNER, max(1, round(cfg.sample_target_ms / per_call))))
             if want > 1.5 * inner:
                 del graph
+                outputs[0] = None
                 inner = want
-                graph = capture_graph(fn, inner)
-        run = graph.replay
+                graph, outputs[0] = capture_graph_keeping_output(slots.fns[0], inner)
+        graphs = [graph]
+        for j in range(1, n):
+            g, outputs[j] = capture_graph_keeping_output(slots.fns[j], inner)
+            graphs.append(g)
+        runs = [g.replay for g in graphs]
     except Exception as exc:  # capture refused (e.g. a host sync inside the kernel wrapper)
-        torch.cuda.synchronize()
+        t.device_synchronize()
         method = "cuda_events"
         fallback = f"CUDA graph capture failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); timed {inner} back-to-back launches per sample instead"
+        outputs = [None] * n
 
-        def run() -> None:
-            for _ in range(inner):
-                fn()
+        def eager(j: int) -> Callable[[], None]:
+            f = slots.fns[j]
+
+            def run() -> None:
+                out = None
+                for _ in range(inner):
+                    out = None
+                    out = f()
+                outputs[j] = out
+
+            return run
+
+        runs = [eager(j) for j in range(n)]
 
     flush = None
     if cold:
         # Several times the L2 so no line of the inputs survives; int32 fill is one write pass.
-        n = max(4 * (l2_bytes or 64 << 20), 256 << 20) // 4
-        flush = torch.empty(n, dtype=torch.int32, device="cuda")
+        size = max(4 * (l2_bytes or 64 << 20), 256 << 20) // 4
+        flush = torch.empty(size, dtype=torch.int32, device="cuda")
 
     throttles: set[str] = set()
     flags: set[str] = set()
     clocks: list[tuple[Optional[int], Optional[int]]] = []
-    setup_s = time.perf_counter() - t_setup
+    setup_s = t.perf_counter() - t_setup
     stop = _Stopper(cfg)
     samples: list[float] = []
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(cfg.batch)]
+    events = [(t.new_event(), t.new_event()) for _ in range(cfg.batch)]
+    refreshes, batch_no = 0, 0
     while True:
+        j = batch_no % n
+        if slots.refresh is not None:
+            # Queued ahead of the batch on the same stream, outside every event pair.
+            slots.refresh(j)
+            refreshes += 1
+        run = runs[j]
         if flush is None:
             # After the last batch's synchronize the GPU is idle, so the first timed replay would
             # include the launch latency (seen on the H100: +3% on that sample). One untimed
@@ -221,13 +328,15 @@ def measure_cuda(
         for start, end in events:
             if flush is not None:
                 flush.fill_(len(samples))
-            start.record()
-            t = time.perf_counter()
+            t.record(start)
+            h = t.perf_counter()
             run()
-            host_s += time.perf_counter() - t
-            end.record()
-        events[-1][1].synchronize()
-        batch = [s.elapsed_time(e) for s, e in events]
+            host_s += t.perf_counter() - h
+            t.record(end)
+        # Device-wide: work a kernel left on another stream is finished before the batch ends
+        # (it is not in the events; the host-clock loop below shows it).
+        t.device_synchronize()
+        batch = [t.elapsed_ms(s_, e_) for s_, e_ in events]
         if method == "cuda_events" and host_s * 1e3 >= 0.9 * sum(batch):
             # Enqueuing took as long as the GPU ran: it waited on the host between launches, so
             # these "device" times include launch overhead (on the H100, eager flash at S=128
@@ -240,8 +349,29 @@ def measure_cuda(
             reasons, sm_mhz, mem_mhz = probe()
             throttles.update(reasons)
             clocks.append((sm_mhz, mem_mhz))
-        if stop.done(samples):
+        batch_no += 1
+        # Every input set is timed at least once, so each one's output is a timed replay's.
+        if batch_no >= n and stop.done(samples):
             break
     del flush
-    return RepetitionTiming(stop.repetition(samples, inner), method, fallback, warmup_calls, throttles, flags, clocks,
-                            setup_s)
+    rep = stop.repetition(samples, inner)
+    last = runs[(batch_no - 1) % n]
+    host = _host_clock(last, inner, float(np.median(samples)), t)
+    return RepetitionTiming(rep, method, fallback, warmup_calls, throttles, flags, clocks, setup_s,
+                            outputs=outputs, refreshes=refreshes, host_clock=host, replay=last)
+
+
+def _host_clock(run: Callable[[], None], inner: int, event_ms: float, t: Any) -> HostClock:
+    """Time back-to-back replays of the last input set's graph with the host clock between two
+    device-wide synchronizes: nothing a kernel does can hide from this, not a patched event timer
+    nor work left on another stream."""
+    per_replay = max(event_ms * inner, 1e-4)
+    reps = int(min(HOST_LOOP_MAX, max(3, round(HOST_LOOP_MS / per_replay))))
+    run()
+    t.device_synchronize()
+    h = t.perf_counter()
+    for _ in range(reps):
+        run()
+    t.device_synchronize()
+    host_ms = (t.perf_counter() - h) * 1e3
+    return HostClock(host_ms=host_ms / (reps * inner), event_ms=event_ms, calls=reps * inner)

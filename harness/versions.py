@@ -16,6 +16,10 @@ Format history, newest last per kind (as pyperf keeps in its _bench.py):
     3  2026-11-30  Correctness.rel_error may be null (the output was not finite: NaN or inf cannot
                    be written as JSON); Timing.bootstrap_seed (the summary's bootstrap seed, so a
                    checker recomputes the same CI from the raw samples)
+    4  2026-12-07  status `invalid` and CaseResult.integrity (the timed replays' outputs checked on
+                   rotated, refreshed input sets; census against an eager call; roofline; host
+                   clock; timer tampering); a CaseSpec.workload may name a user module
+                   ("package.module:ATTR")
   run, sharded_run, image_archive (host records):
     3  2026-11-30  a kind of its own in this table (numbered with the harness records before);
                    RunInfo.cost (wall and GPU-seconds per phase) may be null
@@ -50,7 +54,7 @@ class RecordKind:
     version: int  # the format this tool writes and the newest it reads
 
 
-HARNESS_VERSION = 3  # case_result, env, manifest, ceilings and the records that follow them
+HARNESS_VERSION = 4  # case_result, env, manifest, ceilings and the records that follow them
 
 KINDS: dict[str, RecordKind] = {k.kind: k for k in (
     RecordKind("case_result", HARNESS_VERSION),
