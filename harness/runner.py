@@ -183,15 +183,23 @@ def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int
     return out, checks.INPUT_SETS, refreshes, check_s
 
 
-def _integrity_census(workload, spec: CaseSpec, replay, inner: int, median_ms: float,
-                      evidence: list[IntegrityCheck], result: CaseResult) -> None:
+def _integrity_census(workload, spec: CaseSpec, last: RepetitionTiming, median_ms: float,
+                      evidence: list[IntegrityCheck]) -> None:
     """The timed work itself under the profiler, against one eager call on fresh inputs."""
     from harness import census
     from harness.integrity import census as integrity_census
     from harness.integrity import outputs as outcheck
 
     try:
-        timed = census.of_run(replay, inner, spec.device, median_ms)
+        replay, last.replay = last.replay, None
+        assert replay is not None
+        try:
+            timed = census.of_run(replay, last.repetition.inner_iters, spec.device, median_ms)
+        finally:
+            # The graph and its memory pool go before the eager call allocates its own (the math
+            # backend's is 50 GB at S=4096).
+            del replay
+            _free_memory()
         warm = workload.make_fn(spec, workload.make_inputs(spec, outcheck.fresh_seed()))
         fresh = workload.make_fn(spec, workload.make_inputs(spec, outcheck.fresh_seed()))
         eager = census.eager(warm, fresh, spec.device)
@@ -322,14 +330,12 @@ def run_case(
         flops, nbytes = workload.flops(spec), workload.bytes_moved(spec)
         sec = summary.median_ms / 1e3
         result.throughput = Throughput(flops=flops, bytes=nbytes, tflops=flops / sec / 1e12, gbps=nbytes / sec / 1e9)
-        replay = reps[-1].replay
-        if census and replay is not None:
-            _integrity_census(workload, spec, replay, reps[-1].repetition.inner_iters, summary.median_ms, evidence, result)
+        if census and reps[-1].replay is not None:
+            _integrity_census(workload, spec, reps[-1], summary.median_ms, evidence)
         else:
             evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, "not run: no census (census: false in the plan, or --no-census)"))
         for r in reps:
             r.replay = None
-        del replay
         evidence.append(checks.roofline_check(summary.median_ms, flops, nbytes, ceilings, cache=spec.cache,
                                               l2_bytes=l2_bytes if spec.device == "cuda" else None, device=spec.device))
         evidence.append(checks.tamper(guard.tampered()))

@@ -44,6 +44,15 @@ MAX_INNER = 4096  # bounds graph size (and capture time) for the tiniest kernels
 # and replays at most HOST_LOOP_MAX times.
 HOST_LOOP_MS = 10.0
 HOST_LOOP_MAX = 200
+# Warm-up ends after at most this much host time (x warmup_ms, at least the minimum), whatever
+# the events say.
+WARMUP_HOST_CAP_FACTOR = 4.0
+WARMUP_HOST_CAP_MIN_MS = 1000.0
+# Events that cover less than 1/10 of the host time around a device-wide synchronize (beyond
+# 5 ms of launch and sync overhead) missed the work: the batch's host time is used instead, and
+# sampling stops after such a batch (the host-clock check then fails the case).
+HOST_EVENT_MISMATCH = 0.1
+HOST_EVENT_SLACK_MS = 5.0
 
 
 # What an NVML probe returns after a batch: clock-event reasons, SM clock MHz, memory clock MHz.
@@ -195,22 +204,32 @@ def _cycler(fns: list[Callable[[], Any]]) -> Callable[[], Any]:
 
 # --------------------------------------------------------------------------- CUDA
 def _warmup_cuda(fn: Callable[[], Any], cfg: TimingConfig) -> tuple[int, float]:
+    """Warm up for warmup_ms of event time; the estimate per call is the larger of the events'
+    and the host clock's around a device-wide synchronize. A kernel whose work escapes the events
+    (another stream) would otherwise read ~0 ms, double its batches without end and be given
+    MAX_INNER calls a sample; the host clock bounds both."""
     t = bind()
     fn()
     t.device_synchronize()
     start, end = t.new_event(), t.new_event()
-    calls, elapsed = 1, 0.0
-    while calls < 4 or elapsed < cfg.warmup_ms:
+    calls, elapsed, host_elapsed = 1, 0.0, 0.0
+    cap_ms = max(WARMUP_HOST_CAP_FACTOR * cfg.warmup_ms, WARMUP_HOST_CAP_MIN_MS)
+    while (calls < 4 or elapsed < cfg.warmup_ms) and host_elapsed < cap_ms:
+        h = t.perf_counter()
         t.record(start)
         n = max(1, calls)  # doubling batches reach warmup_ms quickly even for tiny kernels
         for _ in range(n):
             fn()
         t.record(end)
-        t.event_synchronize(end)
+        t.device_synchronize()
+        host_ms = (t.perf_counter() - h) * 1e3
         batch_ms = t.elapsed_ms(start, end)
         elapsed += batch_ms
+        host_elapsed += host_ms
         calls += n
         est = batch_ms / n
+        if batch_ms < HOST_EVENT_MISMATCH * host_ms - HOST_EVENT_SLACK_MS:
+            est = max(est, host_ms / n)
     return calls, est
 
 
@@ -218,16 +237,17 @@ def capture_graph(fn: Callable[[], Any], inner: int):
     return capture_graph_keeping_output(fn, inner)[0]
 
 
-def capture_graph_keeping_output(fn: Callable[[], Any], inner: int) -> tuple[Any, Any]:
+def capture_graph_keeping_output(fn: Callable[[], Any], inner: int, pool: Any = None) -> tuple[Any, Any]:
     """A CUDA graph of `inner` calls, and the output its last call returned (every replay writes
-    that tensor again: it is the output of the timed replays, checked afterwards)."""
+    that tensor again: it is the output of the timed replays, checked afterwards). `pool`: another
+    graph's memory pool to share (graphs replayed one at a time need one pool, not one each)."""
     import torch
 
     graph = torch.cuda.CUDAGraph()
     # Capture on a side stream (torch.cuda.graph does this); outputs but the last are dropped at
     # once so the graph's private pool reuses one output buffer for the other calls.
     out = None
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, pool=pool):
         for _ in range(inner):
             out = None
             out = fn()
@@ -275,7 +295,9 @@ def measure_cuda(
                 graph, outputs[0] = capture_graph_keeping_output(slots.fns[0], inner)
         graphs = [graph]
         for j in range(1, n):
-            g, outputs[j] = capture_graph_keeping_output(slots.fns[j], inner)
+            # One pool for all: the sets' graphs never run at once, and the outputs kept alive
+            # hold their own blocks (a second pool doubled the math backend's 50 GB at S=4096).
+            g, outputs[j] = capture_graph_keeping_output(slots.fns[j], inner, pool=graph.pool())
             graphs.append(g)
         runs = [g.replay for g in graphs]
     except Exception as exc:  # capture refused (e.g. a host sync inside the kernel wrapper)
@@ -312,6 +334,7 @@ def measure_cuda(
     samples: list[float] = []
     events = [(t.new_event(), t.new_event()) for _ in range(cfg.batch)]
     refreshes, batch_no = 0, 0
+    host_per_replay = 0.0
     while True:
         j = batch_no % n
         if slots.refresh is not None:
@@ -319,6 +342,7 @@ def measure_cuda(
             slots.refresh(j)
             refreshes += 1
         run = runs[j]
+        batch_t0 = t.perf_counter()
         if flush is None:
             # After the last batch's synchronize the GPU is idle, so the first timed replay would
             # include the launch latency (seen on the H100: +3% on that sample). One untimed
@@ -336,7 +360,11 @@ def measure_cuda(
         # Device-wide: work a kernel left on another stream is finished before the batch ends
         # (it is not in the events; the host-clock loop below shows it).
         t.device_synchronize()
+        batch_host_ms = (t.perf_counter() - batch_t0) * 1e3
         batch = [t.elapsed_ms(s_, e_) for s_, e_ in events]
+        replays = len(events) + (1 if flush is None else 0)
+        host_per_replay = max(host_per_replay, batch_host_ms / replays)
+        escaped = sum(batch) < HOST_EVENT_MISMATCH * batch_host_ms - HOST_EVENT_SLACK_MS
         if method == "cuda_events" and host_s * 1e3 >= 0.9 * sum(batch):
             # Enqueuing took as long as the GPU ran: it waited on the host between launches, so
             # these "device" times include launch overhead (on the H100, eager flash at S=128
@@ -350,22 +378,29 @@ def measure_cuda(
             throttles.update(reasons)
             clocks.append((sm_mhz, mem_mhz))
         batch_no += 1
+        if escaped:
+            # The work is not in the events; more samples of nothing would only cost time.
+            flags.add("host_clock_disagrees")
+            stop.done(samples)
+            stop.reason = stop.reason or "max_time"
+            break
         # Every input set is timed at least once, so each one's output is a timed replay's.
         if batch_no >= n and stop.done(samples):
             break
     del flush
     rep = stop.repetition(samples, inner)
     last = runs[(batch_no - 1) % n]
-    host = _host_clock(last, inner, float(np.median(samples)), t)
+    host = _host_clock(last, inner, float(np.median(samples)), host_per_replay, t)
     return RepetitionTiming(rep, method, fallback, warmup_calls, throttles, flags, clocks, setup_s,
                             outputs=outputs, refreshes=refreshes, host_clock=host, replay=last)
 
 
-def _host_clock(run: Callable[[], None], inner: int, event_ms: float, t: Any) -> HostClock:
+def _host_clock(run: Callable[[], None], inner: int, event_ms: float, host_per_replay: float, t: Any) -> HostClock:
     """Time back-to-back replays of the last input set's graph with the host clock between two
     device-wide synchronizes: nothing a kernel does can hide from this, not a patched event timer
-    nor work left on another stream."""
-    per_replay = max(event_ms * inner, 1e-4)
+    nor work left on another stream. Sized by the larger of the events' and the batches' host
+    time per replay, so work that escaped the events does not make the loop long."""
+    per_replay = max(event_ms * inner, host_per_replay, 1e-4)
     reps = int(min(HOST_LOOP_MAX, max(3, round(HOST_LOOP_MS / per_replay))))
     run()
     t.device_synchronize()
