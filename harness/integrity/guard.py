@@ -83,12 +83,17 @@ def bind() -> Timers:
         event_cls = record = elapsed = ev_sync = dev_sync = None
         try:
             import torch
+        except ImportError:
+            torch = None  # type: ignore[assignment]
+        if torch is not None:
+            event_cls, dev_sync = torch.cuda.Event, torch.cuda.synchronize
+            base = getattr(torch._C, "_CudaEventBase", None)
 
-            base = torch._C._CudaEventBase
-            event_cls, record, elapsed, ev_sync = torch.cuda.Event, base.record, base.elapsed_time, base.synchronize
-            dev_sync = torch.cuda.synchronize
-        except (ImportError, AttributeError):
-            pass
+            def method(name: str) -> Any:
+                # The C implementation where torch has CUDA; a CPU build's event class has none.
+                return getattr(base, name, None) or getattr(event_cls, name, None)
+
+            record, elapsed, ev_sync = method("record"), method("elapsed_time"), method("synchronize")
         _BOUND = Timers(time.perf_counter, time.perf_counter_ns, event_cls, record, elapsed, ev_sync, dev_sync)
     return _BOUND
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.records import CaseSpec
+from harness.workloads import SDPA_BACKENDS
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 _ELEM = {"float16": 2, "bfloat16": 2, "float32": 4}
@@ -92,6 +93,7 @@ def _sdpa_backends() -> dict[str, Any]:
 
 class SdpaWorkload(AttentionWorkload):
     name = "sdpa"
+    backends = SDPA_BACKENDS
 
     def check_supported(self, spec: CaseSpec) -> str | None:
         reason = super().check_supported(spec)

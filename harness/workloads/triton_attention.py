@@ -332,6 +332,7 @@ def resolve_config(spec: CaseSpec) -> dict[str, Any]:
 
 class TritonAttentionWorkload(AttentionWorkload):
     name = "triton_attention"
+    backends = ("triton",)
 
     def check_supported(self, spec: CaseSpec) -> str | None:
         reason = super().check_supported(spec)
