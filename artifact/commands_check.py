@@ -8,8 +8,9 @@
 
 check exits 0 when every applicable claim passes, 1 when a claim fails, 2 when the inputs are
 unusable (tampered results, a bad reference, a reference that applies to none of the claims,
-results of another kind than the reference describes, or an unfinished run); exit 2 writes no
-verdict file, so a mistaken check never replaces the folder's verdict.
+results of another kind than the reference describes, or an unfinished run), 3 (INVALID) when a
+case's timed calls were not shown to do the real work; exit 2 writes no verdict file, so a
+mistaken check never replaces the folder's verdict. Several folders: the worst, 3 > 1 > 2 > 0.
 """
 
 from __future__ import annotations
@@ -63,20 +64,18 @@ def _check(
 
 
 def _worst(codes: list[int]) -> int:
-    """1 when a claim failed anywhere; else 2 when anything could not be judged; else 0."""
+    """The exit code of several folders, shards or references: 3 > 1 > 2 > 0 (verdict.worst)."""
     from artifact import verdict as verdictmod
 
-    if verdictmod.EXIT_FAIL in codes:
-        return verdictmod.EXIT_FAIL
-    if not codes or verdictmod.EXIT_UNUSABLE in codes:
-        return verdictmod.EXIT_UNUSABLE
-    return verdictmod.EXIT_PASS
+    return verdictmod.worst(codes)
 
 
 def print_by_gpu(rows: list[tuple]) -> None:
     """One table for several folders, grouped by the hardware they ran on."""
     from rich.console import Console
     from rich.table import Table
+
+    from artifact import verdict as verdictmod
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     table = Table(title="every folder, by GPU model")
@@ -85,7 +84,9 @@ def print_by_gpu(rows: list[tuple]) -> None:
     md = ["## Every folder, by GPU model", "", "| hardware | results | reference | PASS | FAIL | SKIP | exit |",
           "|---|---|---|---|---|---|---|"]
     for hw, label, ref, counts, code in sorted(rows, key=lambda r: (r[0], r[1])):
-        cells = (hw, label, ref, str(counts.get("PASS", 0)), str(counts.get("FAIL", 0)), str(counts.get("SKIP", 0)), str(code))
+        # The reason is in the folder's own verdict table, above.
+        shown = f"{code} ({verdictmod.INVALID})" if code == verdictmod.EXIT_INVALID else str(code)
+        cells = (hw, label, ref, str(counts.get("PASS", 0)), str(counts.get("FAIL", 0)), str(counts.get("SKIP", 0)), shown)
         table.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")
     console.print(table)
@@ -141,6 +142,10 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
             sys.stdout.write(verdictmod.to_json(v))
         else:
             verdictmod.print_table(v)
+    invalid = next((v for v in verdicts if v.status == verdictmod.INVALID), None)
+    if invalid is not None:
+        # One line on stderr whatever the output mode: exit 3 must say why where exit 2 would.
+        print(f"{verdictmod.INVALID}: {results.folder}: {invalid.notes[0]}", file=sys.stderr)
     return verdicts
 
 

@@ -8,10 +8,11 @@ how its tolerance was derived:
 where max_rel_dev is the largest |run estimate / reference - 1| over the runs (the reference is
 the median of the run estimates) and max_ci_rel_halfwidth the widest CI any run had (with rule
 "equivalence" the whole CI of a rerun must fit inside the band, so the band must be wider than a
-CI). Exponents use the same formula on an absolute scale. Cases that are not produced by every
-run, spreads too wide to claim anything, rankings that are not separated in every run, and
-repeats that were not bitwise-identical in every run are written under `not_claimed` with the
-reason, so the file says what was left out as well as what is claimed.
+CI). Exponents use the same formula on an absolute scale. Cases that are not produced ok by every
+run (absent, skipped, failed, or invalid: timed calls not shown to do the work), spreads too wide
+to claim anything, rankings that are not separated in every run, and repeats that were not
+bitwise-identical in every run are written under `not_claimed` with the reason, so the file says
+what was left out as well as what is claimed.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from artifact.claims import (
 from artifact.claims.parts import CASE_FIELDS, CaseSelector, Scope, Tolerance
 from artifact.errors import ArtifactError
 from artifact.folder import ResultSet, groups_of, load_results
+from artifact.integrity import why_invalid
 from artifact.reference import REFERENCE_VERSION, Peak, RunSpec, load_reference, parse_hardware
 from artifact.textfmt import env_hardware
 from artifact.yamlnode import load_yaml
@@ -165,7 +167,8 @@ class _Builder:
             bad = [(r.folder, c) for r, c in zip(runs, got) if c is None or c.status != "ok"]
             if bad:
                 folder, c = bad[0]
-                why = "absent" if c is None else f"{c.status}: {c.reason}"
+                # An invalid case's times certify nothing: no claim, whatever the other runs say.
+                why = "absent" if c is None else f"invalid: {why_invalid(c)}" if c.status == "invalid" else f"{c.status}: {c.reason}"
                 self.not_claimed.append({"what": cid, "why": f"not produced by every run ({folder}: {why})"})
                 continue
             self.common[cid] = [c for c in got if c is not None]

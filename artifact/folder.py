@@ -10,6 +10,8 @@ the same rule hashes the folder, verifies it, and picks what is read.
 Reading (`load_results`) follows two rules (the checks are artifact/results.py):
 - What is read is what was verified: only files the manifest lists, each with its sha256.
 - What is judged is recomputed from the raw samples (summaries, throughput).
+- What is certified is possible: every ok case is held to the roofline of the folder's own
+  ceilings (artifact/integrity.py); one faster than the GPU can do its work reads as invalid.
 Anything unusable is an ArtifactError: one line naming the file and the field, exit code 2.
 """
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Protocol
 
+from artifact import integrity
 from artifact.errors import ArtifactError
 from artifact.results import check_case, check_ceilings
 from artifact.runinfo import RunInfo
@@ -128,8 +131,14 @@ def load_results(folder: Path | str) -> tuple[ResultSet, str]:
     if ceilings is not None:
         check_ceilings(ceilings)
     run = load_run_info(folder) if RUN_FILE in listed else None
+    # Last: the roofline reads the recomputed medians and the checked ceilings.
+    held = integrity.recheck(cases, ceilings, env)
     note = f"{len(manifest.files)} files match manifest.json; summaries recomputed from the raw samples"
-    return ResultSet(folder=str(folder), env=env, cases=cases, run=run, ceilings=ceilings), note
+    if held.checked:
+        note += f"; {held.checked} ok case(s) held to the roofline of this run's ceilings"
+    if held.tripped:
+        note += f", {len(held.tripped)} faster than possible (invalid)"
+    return ResultSet(folder=str(folder), env=env, cases=held.cases, run=run, ceilings=ceilings), note
 
 
 def load_run_info(folder: Path | str) -> Optional[RunInfo]:

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from artifact import plots
+from artifact import plots, report_integrity
 from artifact.claims import FAIL, PASS, SKIP, RankingClaim
 from artifact.errors import ArtifactError
 from artifact.folder import ResultSet, groups_of
+from artifact.integrity import why_invalid
 from artifact.reference import Peak, Reference
 from artifact.textfmt import env_hardware, num
-from artifact.verdict import Verdict, to_markdown
+from artifact.verdict import INVALID, Verdict, to_markdown
 from harness import storage
 from harness.records import CaseResult, CaseSpec, Timing
 
@@ -110,7 +111,8 @@ def _results_table(cases: list[CaseResult], peaks: Peaks) -> list[str]:
     ]
     for c in cases:
         if c.status != "ok" or c.timing is None:
-            lines.append(f"| {c.case.backend} | {c.case.seq} | {c.status}: {c.reason or ''} |" + " |" * 14)
+            reason = (why_invalid(c) if c.status == "invalid" else c.reason or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {c.case.backend} | {c.case.seq} | {c.status}: {reason} |" + " |" * 14)
             continue
         s = c.timing.summary
         tp = c.throughput
@@ -311,6 +313,8 @@ def _checklist(results: ResultSet, manifest_note: str, verdict: Optional[Verdict
         _container_item(results),
         (env.device == "cpu" or bool(env.nvidia_driver_version), "NVIDIA driver version recorded" if env.device == "cuda" else "CPU run: no driver needed"),
         (not [c for c in results.cases if c.status == "failed"], f"{sum(c.status == 'failed' for c in results.cases)} case(s) failed"),
+        (not [c for c in results.cases if c.status == "invalid"],
+         f"{sum(c.status == 'invalid' for c in results.cases)} case(s) invalid (timed calls not shown to do the real work)"),
     ]
     if verdict is not None:
         items.append((verdict.status == PASS, f"verdict {verdict.status} against {verdict.reference_name} "
@@ -361,6 +365,9 @@ def _paragraph(results: ResultSet, families: dict[tuple, list[CaseResult]], best
         applicable = verdict.counts[PASS] + verdict.counts[FAIL]
         tail = (f" Against the reference {verdict.reference_name}, {verdict.counts[PASS]} of {applicable} applicable claims "
                 f"passed ({verdict.counts[SKIP]} out of scope or optional).")
+        if verdict.status == INVALID:
+            tail += (f" The verdict is {INVALID}: {sum(c.status == 'invalid' for c in results.cases)} case(s) were not "
+                     "shown to do the real work (see Integrity); they are in none of the sentences above.")
     return [where + ": " + " ".join(sentences) + tail]
 
 
@@ -424,6 +431,7 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
         lines += _census_table(cases)
         for name, caption in _plots(key, cases, peaks, out_dir):
             lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+    lines += report_integrity.section(results.cases)
     lines += ["## What this reproduction cost", "", *_cost(results, verdict, gpu_hour_price)]
     lines += ["## Environment", "", *_environment(results), ""]
     lines += ["## Reproducibility checklist", "", *_checklist(results, manifest_note, verdict), ""]

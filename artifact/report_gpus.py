@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from artifact import plots
+from artifact.integrity import why_invalid
 from artifact.report import family, family_name, family_slug
 from artifact.textfmt import num as _n
 from harness import storage
@@ -91,6 +92,10 @@ def build(columns: list[Column], out_dir: Path) -> str:
                       for ci in ratios[(backend, seq)]]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        # An invalid case has no ratio and no point on a plot; its reason is said once, here.
+        invalid = [(i, c) for (_b, _s), per in sorted(rows.items()) for i, c in enumerate(per) if c is not None and c.status == "invalid"]
+        if invalid:
+            lines += [f"- invalid in column {i}: `{c.case.case_id}`: {why_invalid(c)}" for i, c in invalid] + [""]
         plots_made = _plots(key, ratios, len(columns), out_dir)
         if plots_made:
             lines += ["Each plot: one backend's time on every column relative to column 0, against S, with the "

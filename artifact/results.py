@@ -12,6 +12,11 @@ Two rules make a verdict about the folder and about nothing else:
   (harness.stats.summarize_repetitions, same seed), the judges read the recomputed ones, and a
   case whose stored summary disagrees with its samples is refused: a summary left alone while
   the samples changed (or the reverse) is an edited file, whatever the manifest says.
+- What is certified did the work (schema 4 on, issue 16). A case is `invalid` when the harness
+  could not show that its timed calls did the real work; an ok case must carry the integrity
+  checks, none failed, and an invalid one the check that failed. (artifact/integrity.py then
+  holds every ok case to the roofline of the folder's own ceilings, trusting no verdict of the
+  harness.) Files of schema 3 and before have neither and read as they always did.
 
 Anything unusable is an ArtifactError: one line naming the file and the field, exit code 2.
 """
@@ -25,7 +30,7 @@ from typing import Optional
 from artifact.errors import ArtifactError
 from harness import stats, storage
 from harness.plan import TimingConfig
-from harness.records import CaseResult, CaseSpec, CeilingsRecord, Throughput, Timing, TimingSummary
+from harness.records import STATUSES, CaseResult, CaseSpec, CeilingsRecord, Throughput, Timing, TimingSummary
 
 DEFAULT_BOOTSTRAP_SEED = TimingConfig().seed  # what runs before schema 3 used (the plans never set another)
 BOOTSTRAP_RESAMPLES = 10_000  # as harness.runner (summarize_repetitions' default)
@@ -40,6 +45,8 @@ _STD_REL = 1e-6
 # runner and is kept from the stored summary.
 _STATS_FLAGS = {stats.FLAG_TIES, stats.FLAG_BCA_FALLBACK, stats.FLAG_DEGENERATE, stats.FLAG_RESOLUTION}
 _ELEM_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+# The first case format with the integrity record and status `invalid` (harness/versions.py).
+INTEGRITY_SCHEMA = 4
 
 
 def _refuse(where: str, problem: str) -> ArtifactError:
@@ -53,8 +60,11 @@ def check_case(case: CaseResult, rel: str) -> CaseResult:
     spec = case.case
     if rel != f"{storage.CASES_DIR}/{spec.case_id}.json":
         raise _refuse(rel, f"holds case {spec.case_id}, not the case its file name says")
-    if case.status not in ("ok", "skipped", "failed"):
-        raise _refuse(rel, f"status: {case.status!r} is not ok, skipped or failed")
+    statuses = STATUSES if case.schema_version >= INTEGRITY_SCHEMA else STATUSES[:3]
+    if case.status not in statuses:
+        raise _refuse(rel, f"status: {case.status!r} is not {', '.join(statuses[:-1])} or {statuses[-1]}"
+                           + (f" (a schema {case.schema_version} file)" if case.status == "invalid" else ""))
+    _check_integrity(case, rel)
     _check_correctness(case, rel)
     _check_memory(case, rel)
     if case.status == "ok" and case.timing is None:
@@ -159,6 +169,23 @@ def _check_throughput(case: CaseResult, rel: str) -> Throughput:
             raise _refuse(f"{rel}: throughput.{name}", f"{getattr(t, name):.6g} is not work over the median time "
                                                      f"({getattr(fresh, name):.6g})")
     return fresh
+
+
+def _check_integrity(case: CaseResult, rel: str) -> None:
+    """From schema 4 on, an ok case carries the evidence that its timed calls did the work and an
+    invalid one the check that showed they did not: a file where the two disagree was edited (or
+    written by a harness that skipped the checks), and its times certify nothing."""
+    if case.schema_version < INTEGRITY_SCHEMA:
+        return
+    integrity = case.integrity
+    failed = integrity.failed() if integrity is not None else []
+    if case.status == "ok" and integrity is None:
+        raise _refuse(f"{rel}: integrity", "status ok without the integrity checks (a schema "
+                                           f"{case.schema_version} case must carry them)")
+    if case.status == "ok" and failed:
+        raise _refuse(f"{rel}: status", f"ok although its integrity check {failed[0].name} failed ({failed[0].detail})")
+    if case.status == "invalid" and not failed:
+        raise _refuse(f"{rel}: integrity", "status invalid but no integrity check failed: nothing says why")
 
 
 def _check_correctness(case: CaseResult, rel: str) -> None:

@@ -6,6 +6,12 @@ Exit codes are a contract:
     1  at least one claim failed (a required case that was not produced is a failure)
     2  the inputs are unusable: a tampered or truncated result, a bad reference file, or a
        reference none of whose claims applies to these results (all SKIP: wrong reference)
+    3  INVALID: the folder holds a case whose timed calls were not shown to do the real work
+       (status invalid, from the harness's integrity checks or artifact/integrity.py's roofline),
+       whatever its claims say: a kernel that skips work must not read as a failed or passed claim
+Where several verdicts are combined (folders, shards, references), the worst by 3 > 1 > 2 > 0:
+a result that certifies nothing (an invalid case) comes first; then, as before issue 16, a failed
+claim anywhere before an input that could not be judged.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from artifact import __version__
 from artifact.claims import FAIL, PASS, SKIP, ClaimVerdict
 from artifact.errors import ArtifactError
 from artifact.folder import ResultSet, load_results
+from artifact.integrity import invalid_cases, why_invalid
 from artifact.reference import Reference
 from artifact.textfmt import env_hardware, num
 from harness import storage, versions
@@ -30,13 +37,25 @@ KIND_VERDICT = "verdict"  # its version and format history: harness/versions.py
 VERDICT_JSON = "verdict.json"
 VERDICT_MD = "verdict.md"
 
-EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
+EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE, EXIT_INVALID = 0, 1, 2, 3
 NOT_APPLICABLE = "NOT_APPLICABLE"
+INVALID = "INVALID"
+# Combining exit codes: the first of these present wins.
+EXIT_PRECEDENCE = (EXIT_INVALID, EXIT_FAIL, EXIT_UNUSABLE, EXIT_PASS)
+INVALID_LISTED = 3  # invalid cases named in the note; the rest are counted
+
+
+def worst(codes: list[int]) -> int:
+    """The exit code of several verdicts (3 > 1 > 2 > 0); no verdict at all could not be judged."""
+    for code in EXIT_PRECEDENCE:
+        if code in codes:
+            return code
+    return EXIT_UNUSABLE
 
 
 @dataclass
 class Verdict:
-    status: str  # PASS | FAIL | NOT_APPLICABLE
+    status: str  # PASS | FAIL | INVALID | NOT_APPLICABLE
     exit_code: int
     counts: dict[str, int]
     claims: list[ClaimVerdict]
@@ -73,6 +92,7 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
         notes.append(f"{len(incomparable)} claim(s) read a case measured otherwise than the reference "
                      f"({reference.timing.describe() if reference.timing else 'its cache mode'}): not judged as comparable; "
                      f"first: {incomparable[0].claim_id}: {incomparable[0].not_comparable[0]}")
+    invalid = invalid_note(results)
     if counts[FAIL]:
         status, code = FAIL, EXIT_FAIL
     elif counts[PASS]:
@@ -83,12 +103,31 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
             f"no claim of {reference.name} applies to results from {env_hardware(results.env)}; "
             f"the reference was measured on {reference.hardware.describe()}: check against a reference for this hardware"
         )
+    if invalid and status == NOT_APPLICABLE:
+        # No claim of this reference applies: nothing was judged (exit 2, no verdict file), but
+        # the invalid case is still named.
+        notes.append(invalid)
+    elif invalid:
+        # An invalid case says the folder certifies nothing, whichever claims happened to read it.
+        status, code = INVALID, EXIT_INVALID
+        notes.insert(0, invalid)
     return Verdict(
         status=status, exit_code=code, counts=counts, claims=verdicts, results_dir=results.folder,
         hardware=env_hardware(results.env), reference_file=reference.path, reference_name=reference.name,
         reference_sha256=reference.sha256, reference_hardware=reference.hardware.describe(),
         manifest=manifest_note, created_at=storage.utc_now(), notes=notes,
     )
+
+
+def invalid_note(results: ResultSet) -> Optional[str]:
+    """One line naming the invalid cases (the first few) and why, None when there is none."""
+    bad = invalid_cases(results.cases)
+    if not bad:
+        return None
+    named = "; ".join(f"{c.case.case_id}: {why_invalid(c)}" for c in bad[:INVALID_LISTED])
+    more = f" (and {len(bad) - INVALID_LISTED} more)" if len(bad) > INVALID_LISTED else ""
+    return (f"{len(bad)} case(s) invalid, their timed calls not shown to do the real work: {named}{more}; "
+            "fix the kernel (the integrity record in cases/<id>.json has the numbers)")
 
 
 # What a time depends on besides the card: the libraries that run the kernels.
@@ -176,6 +215,11 @@ def reference_text(v: ClaimVerdict) -> str:
     return f"{num(v.reference, none='')}{band}"
 
 
+def _other_notes(verdict: Verdict) -> list[str]:
+    """The notes less the INVALID one, which the renderings put first on its own line."""
+    return verdict.notes[1:] if verdict.status == INVALID else verdict.notes
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -214,9 +258,10 @@ def _skip_label(ids: list[str]) -> str:
 
 def to_markdown(verdict: Verdict) -> str:
     c = verdict.counts
-    lines = [
-        f"## Verdict: {verdict.status}",
-        "",
+    lines = [f"## Verdict: {verdict.status}", ""]
+    if verdict.status == INVALID:
+        lines += [f"**{INVALID}**: {_md_escape(verdict.notes[0])}", ""]
+    lines += [
         scope_sentence(verdict),
         "",
         f"- Results: `{verdict.results_dir}` on {verdict.hardware} ({verdict.manifest})",
@@ -224,7 +269,7 @@ def to_markdown(verdict: Verdict) -> str:
         f"sha256 `{verdict.reference_sha256[:12]}`",
         f"- Claims: {c[PASS]} PASS, {c[FAIL]} FAIL, {c[SKIP]} SKIP; exit code {verdict.exit_code}",
     ]
-    lines += [f"- Note: {n}" for n in verdict.notes]
+    lines += [f"- Note: {n}" for n in _other_notes(verdict)]
     lines += [
         "",
         "| claim | kind | status | measured [95% CI] | reference (band) | tolerance | rule | used | why |",
@@ -300,9 +345,13 @@ def print_table(verdict: Verdict, console: Any = None) -> None:
                       v.rule or "", used, why)
     for why, ids in skip_groups(verdict):
         table.add_row(_skip_label(ids), f"[{_STYLE[SKIP]}]{SKIP}[/]", "", "", "", "", why)
+    if verdict.status == INVALID:
+        from rich.markup import escape
+
+        console.print(f"[bold red]{INVALID}[/]: {escape(verdict.notes[0])}", highlight=False)
     console.print(scope_sentence(verdict))
     console.print(table)
     c = verdict.counts
     console.print(f"{c[PASS]} PASS, {c[FAIL]} FAIL, {c[SKIP]} SKIP -> exit {verdict.exit_code}")
-    for n in verdict.notes:
+    for n in _other_notes(verdict):
         console.print(f"note: {n}")

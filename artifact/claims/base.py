@@ -6,6 +6,9 @@ Rules every judge follows:
 - A case the claim needs that the run did not produce (absent, or skipped by the harness) ->
   FAIL "missing" when the claim is `required` (the default: a run in scope must produce it), SKIP
   when it is not. A case the harness tried and that failed -> FAIL. The verdict says which.
+- A case that is invalid (its timed calls were not shown to do the work, by the harness or by
+  artifact/integrity.py) -> FAIL "case <id> is invalid: <reason>", required or not: never PASS
+  on numbers that certify nothing, never SKIP as if the case were merely absent.
 - Numeric claims record their rule: "point" (the estimate inside the band) or "equivalence" (the
   whole CI inside the band); rankings use "point" or "significant" (the CI of each adjacent ratio
   entirely below 1).
@@ -20,6 +23,7 @@ from typing import Any, ClassVar, Optional
 from artifact.claims.parts import CaseSelector, Scope, TimingSpec, Tolerance, parse_scope
 from artifact.errors import ArtifactError
 from artifact.folder import ResultSet
+from artifact.integrity import why_invalid
 from artifact.textfmt import num
 from artifact.yamlnode import Node
 from harness.records import CaseResult
@@ -160,6 +164,8 @@ class Claim:
                 return None, self.incomparable(other.case.case_id, [diff])
             return None, self.missing(selector.describe(), "is not in the results folder")
         case = found[0]
+        if case.status == "invalid":
+            return None, self.invalid(case)
         if case.status == "failed":
             return None, self.verdict(FAIL, f"case {case.case.case_id} failed in the run: {case.reason}", cases=[case.case.case_id])
         if case.status != "ok":
@@ -169,6 +175,11 @@ class Claim:
             if diffs:
                 return None, self.incomparable(case.case.case_id, diffs)
         return case, None
+
+    def invalid(self, case: CaseResult) -> ClaimVerdict:
+        """A case whose timed calls were not shown to do the work: its numbers confirm nothing, so
+        the claim FAILs, optional or not (an optional claim SKIPs only what was not measured)."""
+        return self.verdict(FAIL, f"case {case.case.case_id} is invalid: {why_invalid(case)}", cases=[case.case.case_id])
 
     def incomparable(self, case_id: str, diffs: list[str]) -> ClaimVerdict:
         """The run measured the case, but not as the reference did: not judged as if comparable.
@@ -183,6 +194,9 @@ class Claim:
         found = results.select(selector)
         if not found:
             return [], self.missing(selector.describe(), "matches no case in the results folder")
+        invalid = [c for c in found if c.status == "invalid"]
+        if invalid:
+            return [], self.invalid(invalid[0])
         failed = [c for c in found if c.status == "failed"]
         if failed:
             c = failed[0]

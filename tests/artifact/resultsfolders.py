@@ -24,6 +24,8 @@ from harness.records import (
     Correctness,
     EnvRecord,
     GpuInfo,
+    Integrity,
+    IntegrityCheck,
     Memory,
     Repetition,
     Throughput,
@@ -78,8 +80,53 @@ def case_result(spec: CaseSpec, groups: list[np.ndarray], rng: np.random.Generat
                       free_bytes_before=None, total_bytes=None),
         correctness=Correctness(reference="float64", rel_error=float(rng.uniform(2e-4, 6e-4)) if spec.dtype == "float16"
                                 else float(rng.uniform(1e-7, 4e-7)), tolerance=2e-3, passed=True, bitwise_repeat=bitwise),
-        started_at="2025-10-13T20:25:25+00:00", finished_at="2025-10-13T20:25:26+00:00", harness_version="0.1.0",
+        integrity=passing_integrity(), started_at="2025-10-13T20:25:25+00:00", finished_at="2025-10-13T20:25:26+00:00",
+        harness_version="0.1.0",
     )
+
+
+# --------------------------------------------------------------------------- integrity (schema 4)
+def passing_integrity(rel_error: float = 3e-4, tolerance: float = 2e-3, roofline: float = 2.4, host: float = 1.01) -> Integrity:
+    """What the harness records for an honest case: every check passed, with its numbers."""
+    return Integrity(checks=[
+        IntegrityCheck("timed_outputs", True, f"timed replays' outputs on 3 input sets: max rel. error {rel_error:g}",
+                       value=rel_error, bound=tolerance),
+        IntegrityCheck("output_alias", True, "outputs not aliased to inputs"),
+        IntegrityCheck("census_vs_eager", True, "same kernels and launches as an eager call", value=1.0, bound=1.0),
+        IntegrityCheck("roofline", True, f"median {roofline:g}x the roofline time", value=roofline, bound=1 / 1.5),
+        IntegrityCheck("host_clock", True, f"host per call / event median {host:g}", value=host, bound=1.5),
+        IntegrityCheck("timer_tamper", True, "timers unchanged"),
+    ], input_sets=3, refreshes=2)
+
+
+def failed_integrity(name: str = "timed_outputs", value: float = 0.9, bound: float = 2e-3) -> Integrity:
+    """A passing record but for one check, failed: the case is invalid."""
+    good = passing_integrity()
+    checks = [IntegrityCheck(c.name, False, f"{c.name}: {value:g} against the bound {bound:g}", value=value, bound=bound)
+              if c.name == name else c for c in good.checks]
+    return replace(good, checks=checks)
+
+
+def as_schema4(src: Path, dst: Path, *, status: str = "ok", integrity: Integrity | None = None,
+               reason: str | None = None, backend: str | None = None, seq: int | None = None,
+               ok_integrity: Integrity | None = None) -> Path:
+    """Copy a results folder (e.g. a committed schema-3 run) as the harness writes it from schema 4:
+    every case file at version 4 with a passing integrity record (`ok_integrity`), and the selected
+    cases (backend and/or seq; none when neither is given) given `status`, `integrity` and `reason`
+    instead. The manifest is rewritten, the host's outputs (verdict.*, report.*) left out of it."""
+    from artifact.folder import write_manifest
+
+    shutil.copytree(src, dst)
+    selected = backend is not None or seq is not None
+    for p in sorted((dst / storage.CASES_DIR).glob("*.json")):
+        case = replace(load_record(p, CaseResult), schema_version=4)
+        if case.status == "ok":
+            case = replace(case, integrity=ok_integrity if ok_integrity is not None else passing_integrity())
+        if selected and (backend is None or case.case.backend == backend) and (seq is None or case.case.seq == seq):
+            case = replace(case, status=status, integrity=integrity, reason=reason)
+        storage.write_record(p, case)
+    write_manifest(dst)
+    return dst
 
 
 def env_record(device: str = "cuda", gpu_name: str = L4, cc: str = "8.9", machine: str = "m1",

@@ -21,7 +21,7 @@ from artifact.folder import RUN_FILE, load_run_info, write_run_info
 from artifact.gitinfo import GitInfo, git_info
 from artifact.image import ImageInfo
 from artifact.runinfo import Attempt, RunInfo
-from harness.records import SCHEMA_VERSION
+from harness import versions
 from harness.storage import MANIFEST_FILE, verify_manifest, write_record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,7 +178,7 @@ def test_run_json_round_trips_and_is_hashed(tmp_path):
     write_run_info(tmp_path, info)
     assert load_run_info(tmp_path) == info
     data = json.loads((tmp_path / RUN_FILE).read_text())
-    assert data["schema_version"] == SCHEMA_VERSION and data["kind"] == "run"
+    assert data["schema_version"] == versions.current("run") and data["kind"] == "run"
     manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
     assert set(manifest["files"]) == {"cases/a.json", RUN_FILE}
     assert verify_manifest(tmp_path) == []

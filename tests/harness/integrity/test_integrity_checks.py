@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.census import RawActivity, aggregate
-from harness.integrity import checks, roofline
 from harness.integrity import census as icensus
+from harness.integrity import checks, roofline
 from harness.records import Ceiling, CeilingsRecord, IntegrityCheck, from_dict
 
 REPO = Path(__file__).resolve().parents[3]
