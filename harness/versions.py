@@ -29,6 +29,7 @@ Format history, newest last per kind (as pyperf keeps in its _bench.py):
   verdict:
     1  first release
     2  ClaimVerdict.not_comparable (what differed from the reference's timing), timing notes
+    3  status INVALID with exit code 3 (the folder holds an invalid case; issue 16)
   comparison:
     1  first release
     2  `ncu`: the candidate's Nsight Compute profile when one was taken (issue 11)
@@ -68,7 +69,7 @@ KINDS: dict[str, RecordKind] = {k.kind: k for k in (
     RecordKind("sharded_run", 3),
     RecordKind("image_archive", 3),
     RecordKind("reference", 2),
-    RecordKind("verdict", 2),
+    RecordKind("verdict", 3),
     RecordKind("comparison", 3),
     RecordKind("tuned_config", 1),
     RecordKind("plan", 1),

@@ -15,7 +15,7 @@ from resultsfolders import L4, cpu_run, l4_run, scale_backend
 from artifact import derive
 from artifact.cli import main
 from artifact.reference import load_reference
-from harness import storage
+from harness import storage, versions
 from harness.storage import load_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,7 +174,7 @@ def test_outputs_verdict_files_table_and_step_summary(l4, capsys, tmp_path, monk
     table = capsys.readouterr().out
     assert code == 0
     data = json.loads((out / "verdict.json").read_text())
-    assert data["kind"] == "verdict" and data["schema_version"] == 2 and data["exit_code"] == 0
+    assert data["kind"] == "verdict" and data["schema_version"] == versions.current("verdict") and data["exit_code"] == 0
     assert data["reference_sha256"] == load_reference(l4["ref"]).sha256
     md = (out / "verdict.md").read_text()
     assert md.startswith("## Verdict: PASS")
