@@ -2,7 +2,7 @@
 (docs/workload-api.md). Attention workloads share harness.workloads.sdpa.AttentionWorkload.
 
 A workload is any object with these attributes; the harness finds a user's through
-CaseSpec.workload "package.module:ATTR" (`harness bench --workload`, or `workload:` in a plan).
+CaseSpec.workload "package.module:ATTR" (given to harness bench by --workload, or as `workload:` in a plan).
 It is untrusted: whatever its callable returns is checked (harness/integrity/), and its module is
 imported only after the harness bound its timers."""
 
