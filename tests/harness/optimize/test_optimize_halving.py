@@ -114,3 +114,28 @@ def test_the_deadline_ends_rung_zero_and_skips_a_rung_that_would_not_fit():
     assert h.rung_sizes == [6]
     assert h.stop_reason.startswith("time budget: rung 1 (2 configs) would not fit")
     assert h.winner == SPACE[2]  # the fastest of those tried, from rung 0
+
+
+class InvalidScores(Scores):
+    """A config whose timed calls were not shown to do the work (issue 16): `invalid`, with a
+    time far below every honest config's."""
+
+    def __init__(self, ms, invalid):
+        super().__init__(ms)
+        self.invalid = set(invalid)
+
+    def __call__(self, spec, timing):
+        r = super().__call__(spec, timing)
+        if describe(spec.config) in self.invalid:
+            r.status, r.reason = "invalid", "invalid: timed_outputs: the outputs of the timed replays are wrong"
+        return r
+
+
+def test_an_invalid_config_is_never_kept_however_fast_it_reads():
+    cheat = describe(SPACE[4])
+    ms = _ms(*[5.0 + i for i in range(9)])
+    ms[cheat] = 0.001
+    h = _halve(InvalidScores(ms, {cheat}))
+    by = {describe(t.config): t for t in h.trials}
+    assert by[cheat].status == "invalid" and "timed_outputs" in by[cheat].reason
+    assert h.winner == SPACE[0] and h.winner != SPACE[4]
