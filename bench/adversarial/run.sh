@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The adversarial suite and the honest H200 plan on one GPU machine (device tool, nvidia-h200):
-#   1. the H200 artifact plan (PLAN=... for another) through `harness bench` (honest cases: none may be invalid; wall time)
+#   1. `make reproduce` as a reviewer runs it (the machine's plan and references: on an H200 the
+#      H200 artifact plan and h200.yaml; honest cases, none may be invalid; its wall time)
 #   2. every cheat of bench/adversarial/cheats.py through the public door (plan-h200.yaml)
 #   3. the patched timer, in a process of its own
 #   4. the GPU tests of the integrity checks and the census
@@ -12,8 +13,8 @@ pack() { tar czf "$OUT/adv.tgz" -C /tmp adv 2>/dev/null; }
 step() { local name=$1 t=$2; shift 2; echo "=== $name $(date -u +%T)"; timeout "$t" "$@"; echo "=== $name rc=$? $(date -u +%T)"; pack; }
 {
 nvidia-smi -L; date -u
-step honest 180 /usr/bin/time -f "%e s wall" python3 -m harness.cli bench --plan "${PLAN:-harness/plans/h200-artifact.yaml}" \
-    --out $W/honest --no-progress
+step reproduce 240 /usr/bin/time -f "%e s wall" make reproduce STAMP=adv-honest
+cp -r results/adv-honest $W/honest 2>/dev/null
 step cheats 150 python3 -m harness.cli bench --plan bench/adversarial/plan-h200.yaml --out $W/cheats --no-progress
 step timer 60 python3 -m harness.cli bench --workload bench.adversarial.patched_timer:PATCHED_TIMER --backends default \
     --seq 512 --out $W/timer --no-progress --no-ceilings
