@@ -167,12 +167,12 @@ def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int
             timing = measure_cpu(slots, cfg)
         refreshes += timing.refreshes
         t0 = time.perf_counter()
-        evidence.append(outcheck.aliasing(inputs, timing.outputs))
+        evidence.append(outcheck.aliasing(inputs, timing.output_buffers))
         evidence.append(outcheck.timed_outputs(workload, spec, inputs, timing.outputs, slots.refresh is not None))
         if timing.host_clock is not None:
             h = timing.host_clock
             evidence.append(checks.host_clock(h.host_ms, h.event_ms, h.calls))
-        timing.outputs = []
+        timing.outputs, timing.output_buffers = [], []
         check_s += time.perf_counter() - t0
         if rep < cfg.repeats - 1:
             timing.replay = None  # only the last repetition's timed work is censused

@@ -91,7 +91,11 @@ class RepetitionTiming:
     flags: set[str] = field(default_factory=set)
     clock_readings: list[tuple[Optional[int], Optional[int]]] = field(default_factory=list)
     setup_s: float = 0.0  # warm-up, calibration and graph capture before the first sample
-    outputs: list[Any] = field(default_factory=list)  # per input set: what its last timed call returned
+    # Per input set, what its last timed call returned, copied right after that set's batch (a
+    # later graph sharing the memory pool may reuse the buffer as scratch), and the buffers
+    # themselves (for the aliasing check).
+    outputs: list[Any] = field(default_factory=list)
+    output_buffers: list[Any] = field(default_factory=list)
     refreshes: int = 0  # input-set contents replaced during sampling
     host_clock: Optional[HostClock] = None
     # One timed sample's work on the last input set (the graph replay, or the eager loop): the
@@ -164,7 +168,10 @@ def measure_cpu(fn: Callable[[], Any] | Slots, cfg: TimingConfig) -> RepetitionT
     setup_s = (clock() - t0) / 1e9
     stop = _Stopper(cfg)
     samples: list[float] = []
+    from harness.integrity.outputs import snapshot
+
     outputs: list[Any] = [None] * len(slots.fns)
+    kept: list[Any] = [None] * len(slots.fns)
     refreshes, batch_no = 0, 0
     while True:
         j = batch_no % len(slots.fns)
@@ -178,6 +185,7 @@ def measure_cpu(fn: Callable[[], Any] | Slots, cfg: TimingConfig) -> RepetitionT
                 out = f()
             samples.append((clock() - s) / 1e6 / inner)
         outputs[j] = out
+        kept[j] = snapshot(out)
         del out
         batch_no += 1
         if batch_no >= len(slots.fns) and stop.done(samples):
@@ -188,7 +196,7 @@ def measure_cpu(fn: Callable[[], Any] | Slots, cfg: TimingConfig) -> RepetitionT
             f()
 
     return RepetitionTiming(stop.repetition(samples, inner), "perf_counter", None, calls, setup_s=setup_s,
-                            outputs=outputs, refreshes=refreshes, replay=replay)
+                            outputs=kept, output_buffers=outputs, refreshes=refreshes, replay=replay)
 
 
 def _cycler(fns: list[Callable[[], Any]]) -> Callable[[], Any]:
@@ -333,6 +341,9 @@ def measure_cuda(
     stop = _Stopper(cfg)
     samples: list[float] = []
     events = [(t.new_event(), t.new_event()) for _ in range(cfg.batch)]
+    from harness.integrity.outputs import snapshot
+
+    kept: list[Any] = [None] * n
     refreshes, batch_no = 0, 0
     host_per_replay = 0.0
     while True:
@@ -361,6 +372,8 @@ def measure_cuda(
         # (it is not in the events; the host-clock loop below shows it).
         t.device_synchronize()
         batch_host_ms = (t.perf_counter() - batch_t0) * 1e3
+        # Copied now: the next set's graph shares the pool and may use this buffer as scratch.
+        kept[j] = snapshot(outputs[j])
         batch = [t.elapsed_ms(s_, e_) for s_, e_ in events]
         replays = len(events) + (1 if flush is None else 0)
         host_per_replay = max(host_per_replay, batch_host_ms / replays)
@@ -392,7 +405,7 @@ def measure_cuda(
     last = runs[(batch_no - 1) % n]
     host = _host_clock(last, inner, float(np.median(samples)), host_per_replay, t)
     return RepetitionTiming(rep, method, fallback, warmup_calls, throttles, flags, clocks, setup_s,
-                            outputs=outputs, refreshes=refreshes, host_clock=host, replay=last)
+                            outputs=kept, output_buffers=outputs, refreshes=refreshes, host_clock=host, replay=last)
 
 
 def _host_clock(run: Callable[[], None], inner: int, event_ms: float, host_per_replay: float, t: Any) -> HostClock:

@@ -252,7 +252,7 @@ CAPTURE_NOOP = CaptureNoop()
 CAPTURE_CHEAPER = CaptureCheaper()
 SIDE_STREAM = SideStream()
 
-# name -> the check that must catch it (a substring of the case's reason).
+# name -> the first check that catches it (a substring of the case's reason; others may follow).
 EXPECTED: dict[str, str] = {
     "CONSTANT": "timed_outputs",
     "POINTER_CACHE": "timed_outputs",
@@ -263,7 +263,7 @@ EXPECTED: dict[str, str] = {
     "SEEN_INPUTS": "timed_outputs",
     "CAPTURE_NOOP": "timed_outputs",
     "CAPTURE_CHEAPER": "timed_outputs",
-    "SIDE_STREAM": "host_clock",
+    "SIDE_STREAM": "timed_outputs",  # and host_clock where the side stream's work outlasts the loop (S=4096)
     "PATCHED_TIMER": "timer_tamper",
 }
 GPU_ONLY = ("CAPTURE_NOOP", "CAPTURE_CHEAPER", "SIDE_STREAM")

@@ -7,7 +7,10 @@
 #   4. the GPU tests of the integrity checks and the census
 # Output: $OUT/adv.tgz (the result folders) and $OUT/log-adv.txt.
 set -uo pipefail
-export PYTHONUNBUFFERED=1 PYTHONPATH=.
+# PYTHONPATH only for the harness steps: with the checkout on it, `import docker` (the SDK) in
+# `make reproduce` finds the repository's docker/ folder instead.
+export PYTHONUNBUFFERED=1
+H="env PYTHONPATH=. python3"
 W=/tmp/adv; mkdir -p $W
 pack() { tar czf "$OUT/adv.tgz" -C /tmp adv 2>/dev/null; }
 step() { local name=$1 t=$2; shift 2; echo "=== $name $(date -u +%T)"; timeout "$t" "$@"; echo "=== $name rc=$? $(date -u +%T)"; pack; }
@@ -15,9 +18,9 @@ step() { local name=$1 t=$2; shift 2; echo "=== $name $(date -u +%T)"; timeout "
 nvidia-smi -L; date -u
 step reproduce 200 /usr/bin/time -f "%e s wall" make reproduce STAMP=adv-honest
 cp -r results/adv-honest $W/honest 2>/dev/null
-step cheats 120 python3 -m harness.cli bench --plan bench/adversarial/plan-h200.yaml --out $W/cheats --no-progress
-step timer 45 python3 -m harness.cli bench --workload bench.adversarial.patched_timer:PATCHED_TIMER --backends default \
+step cheats 120 $H -m harness.cli bench --plan bench/adversarial/plan-h200.yaml --out $W/cheats --no-progress
+step timer 45 $H -m harness.cli bench --workload bench.adversarial.patched_timer:PATCHED_TIMER --backends default \
     --seq 512 --out $W/timer --no-progress --no-ceilings
-step gpu-tests 90 python3 -m pytest -q -p no:cacheprovider tests/harness/test_census.py tests/harness/test_adversarial.py -k "gpu"
+step gpu-tests 90 $H -m pytest -q -p no:cacheprovider tests/harness/test_census.py tests/harness/test_adversarial.py -k "gpu"
 } 2>&1 | tee "$OUT/log-adv.txt"
 pack

@@ -93,7 +93,10 @@ def bind() -> Timers:
                 # The C implementation where torch has CUDA; a CPU build's event class has none.
                 return getattr(base, name, None) or getattr(event_cls, name, None)
 
-            record, elapsed, ev_sync = method("record"), method("elapsed_time"), method("synchronize")
+            elapsed, ev_sync = method("elapsed_time"), method("synchronize")
+            raw_record, current = getattr(base, "record", None), torch.cuda.current_stream
+            # The C record takes the stream explicitly (the Python one defaults it to the current).
+            record = (lambda ev: raw_record(ev, current())) if raw_record is not None else event_cls.record
         _BOUND = Timers(time.perf_counter, time.perf_counter_ns, event_cls, record, elapsed, ev_sync, dev_sync)
     return _BOUND
 
