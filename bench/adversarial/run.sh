@@ -16,11 +16,11 @@ pack() { tar czf "$OUT/adv.tgz" -C /tmp adv 2>/dev/null; }
 step() { local name=$1 t=$2; shift 2; echo "=== $name $(date -u +%T)"; timeout "$t" "$@"; echo "=== $name rc=$? $(date -u +%T)"; pack; }
 {
 nvidia-smi -L; date -u
-step reproduce 200 /usr/bin/time -f "%e s wall" make reproduce STAMP=adv-honest
+step reproduce 150 /usr/bin/time -f "%e s wall" make reproduce STAMP=adv-honest
 cp -r results/adv-honest $W/honest 2>/dev/null
-step cheats 120 $H -m harness.cli bench --plan bench/adversarial/plan-h200.yaml --out $W/cheats --no-progress
-step timer 45 $H -m harness.cli bench --workload bench.adversarial.patched_timer:PATCHED_TIMER --backends default \
+step cheats 100 $H -m harness.cli bench --plan bench/adversarial/plan-h200.yaml --out $W/cheats --no-progress
+step timer 30 $H -m harness.cli bench --workload bench.adversarial.patched_timer:PATCHED_TIMER --backends default \
     --seq 512 --out $W/timer --no-progress --no-ceilings
-step gpu-tests 90 $H -m pytest -q -p no:cacheprovider tests/harness/test_census.py tests/harness/test_adversarial.py -k "gpu"
+step gpu-tests 60 $H -m pytest -q -p no:cacheprovider tests/harness/test_census.py tests/harness/test_adversarial.py -k "gpu"
 } 2>&1 | tee "$OUT/log-adv.txt"
 pack
