@@ -111,3 +111,25 @@ def test_gpu_every_cheat_is_caught_and_the_honest_kernel_is_not(tmp_path):
     checks = {c.name: c for c in cases["HONEST"].integrity.checks}
     assert all(checks[n].passed for n in ("timed_outputs", "census_vs_eager", "census_time", "roofline", "host_clock"))
     print(json.dumps({n: (c.status, c.reason) for n, c in cases.items()}, indent=1))
+
+
+DEVICE_RUN = REPO / "bench" / "adversarial" / "h100"
+
+
+def test_the_committed_device_run_caught_every_cheat_and_no_honest_case_and_its_summary_is_current():
+    from bench.adversarial import summarize
+
+    cheats = {}
+    for sub in ("cheats", "timer"):
+        for path in sorted((DEVICE_RUN / sub / storage.CASES_DIR).glob("*.json")):
+            case = storage.load_record(path, CaseResult)
+            cheats[(case.case.workload.split(":")[1], case.case.seq)] = case
+    assert {n for n, _ in cheats} == {"HONEST", *EXPECTED}
+    for (name, seq), case in cheats.items():
+        if name == "HONEST":
+            assert case.status == "ok" and not case.integrity.failed()
+        else:
+            assert case.status in ("invalid", "failed"), (name, seq)
+    honest = [storage.load_record(p, CaseResult) for p in sorted((DEVICE_RUN / "honest" / storage.CASES_DIR).glob("*.json"))]
+    assert len(honest) == 30 and all(c.status == "ok" and not c.integrity.failed() for c in honest)
+    assert summarize.main(DEVICE_RUN) == (DEVICE_RUN / "SUMMARY.md").read_text()
