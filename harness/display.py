@@ -59,7 +59,9 @@ def results_table(results: Iterable[CaseResult], title: str = "Results") -> Tabl
 
 
 def reasons(results: Iterable[CaseResult]) -> list[str]:
-    lines = [f"{r.case.case_id}: {r.status}: {r.reason}" for r in results if r.status != "ok"]
+    # An invalid case's reason begins with its status ("invalid: <check>: ..."): not said twice.
+    lines = [f"{r.case.case_id}: " + (r.reason if (r.reason or "").startswith(f"{r.status}:") else f"{r.status}: {r.reason}")
+             for r in results if r.status != "ok"]
     for r in results:
         if r.timing is not None and r.timing.fallback_reason:
             flags = f" [{', '.join(r.timing.summary.flags)}]" if r.timing.summary.flags else ""
