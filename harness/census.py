@@ -169,31 +169,43 @@ def _cpu_activities(prof: Any) -> list[RawActivity]:
     return out
 
 
+class KernelRaised(Exception):
+    """The kernel's own call raised while it was profiled (not the profiler): the message says how."""
+
+
+def _profiled(run: Callable[[], Any], activity: str, sync: Callable[[], None]) -> Any:
+    """One call of `run` under torch.profiler. The profiler failing is CensusUnavailable (no
+    census here); the call itself raising is KernelRaised: a kernel that runs everywhere else
+    and fails only when watched is not given the benefit of "not run"."""
+    from torch.profiler import ProfilerActivity, profile
+
+    raised: list[BaseException] = []
+    try:
+        with _quiet_profiler_log(), profile(activities=[getattr(ProfilerActivity, activity)]) as prof:
+            try:
+                run()
+                sync()
+            except Exception as exc:  # noqa: BLE001 - kept, re-raised below as the kernel's
+                raised.append(exc)
+    except Exception as exc:  # noqa: BLE001 - any profiler failure means "no census here"
+        raise CensusUnavailable(f"torch.profiler with {activity} activities failed: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if raised:
+        first = raised[0]
+        raise KernelRaised(f"{type(first).__name__}: {str(first).splitlines()[0] if str(first) else ''}") from None
+    return prof
+
+
 def _profile_cuda(run: Callable[[], Any]) -> list[RawActivity]:
     """The GPU activities of one call of `run` (already warm), device-wide synchronised around it."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
     torch.cuda.synchronize()
-    try:
-        with _quiet_profiler_log(), profile(activities=[ProfilerActivity.CUDA]) as prof:
-            run()
-            torch.cuda.synchronize()
-    except Exception as exc:  # noqa: BLE001 - any profiler failure means "no census here"
-        raise CensusUnavailable(f"torch.profiler with CUDA activities failed: {type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    return _cuda_activities(prof)
+    return _cuda_activities(_profiled(run, "CUDA", torch.cuda.synchronize))
 
 
 def _profile_cpu(run: Callable[[], Any]) -> list[RawActivity]:
-    from torch.profiler import ProfilerActivity, profile
-
-    try:
-        with _quiet_profiler_log(), profile(activities=[ProfilerActivity.CPU]) as prof:
-            run()
-    except Exception as exc:  # noqa: BLE001
-        raise CensusUnavailable(f"torch.profiler with CPU activities failed: {type(exc).__name__}: {exc}") from None
-    return _cpu_activities(prof)
+    return _cpu_activities(_profiled(run, "CPU", lambda: None))
 
 
 def collect_cuda(fn: Callable[[], Any], calls: int = CENSUS_CALLS) -> list[RawActivity]:

@@ -60,7 +60,7 @@ def results_table(results: Iterable[CaseResult], title: str = "Results") -> Tabl
 
 def reasons(results: Iterable[CaseResult]) -> list[str]:
     # An invalid case's reason begins with its status ("invalid: <check>: ..."): not said twice.
-    lines = [f"{r.case.case_id}: " + (r.reason if (r.reason or "").startswith(f"{r.status}:") else f"{r.status}: {r.reason}")
+    lines = [f"{r.case.case_id}: " + (r.reason if r.reason and r.reason.startswith(f"{r.status}:") else f"{r.status}: {r.reason}")
              for r in results if r.status != "ok"]
     for r in results:
         if r.timing is not None and r.timing.fallback_reason:

@@ -206,7 +206,12 @@ def _integrity_census(workload, spec: CaseSpec, last: RepetitionTiming, median_m
     except census.CensusUnavailable as exc:
         evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, f"not run: {exc}"))
         return
-    except (RuntimeError, ValueError, TypeError, AssertionError) as exc:
+    except census.KernelRaised as exc:
+        evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, False,
+                                       f"the kernel raised while its timed work or an eager call was profiled ({exc}); "
+                                       "it ran when timed, so it behaves differently when watched"))
+        return
+    except Exception as exc:  # noqa: BLE001 - the census explains a timing; its failure must not lose it
         msg = str(exc).splitlines()[0] if str(exc) else ""
         evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, f"not run: the census failed: {type(exc).__name__}: {msg}"))
         return
@@ -241,6 +246,8 @@ def _census(workload, spec: CaseSpec, seed: int, median_ms: float, result: CaseR
         result.census = census.take(make_fn, spec.device, median_ms, sm_clock=sm_clock)
     except census.CensusUnavailable as exc:
         result.unavailable["census"] = str(exc)
+    except census.KernelRaised as exc:
+        result.unavailable["census"] = f"the kernel raised while it was profiled: {exc}"
     except (RuntimeError, ValueError, TypeError, AssertionError) as exc:
         # The census explains a timing; its failure must not throw the timing away.
         msg = str(exc).splitlines()[0] if str(exc) else ""

@@ -104,6 +104,22 @@ class ContentMemo(_Base):
         return fn
 
 
+class ProfilerShy(ContentMemo):
+    """ContentMemo that refuses to run while a profiler watches (the census would show it)."""
+
+    name = "profiler_shy"
+
+    def make_fn(self, spec: CaseSpec, inputs: Any) -> Callable[[], torch.Tensor]:
+        memo = super().make_fn(spec, inputs)
+
+        def fn() -> torch.Tensor:
+            if torch._C._autograd._profiler_enabled():
+                raise RuntimeError("not while profiled")
+            return memo()
+
+        return fn
+
+
 class Deferred(_Base):
     """Returns an empty tensor and fills it during the next call: every call costs one
     attention, but the output a call returns is not computed by that call."""
@@ -244,6 +260,7 @@ HONEST = Honest()
 CONSTANT = Constant()
 POINTER_CACHE = PointerCache()
 CONTENT_MEMO = ContentMemo()
+PROFILER_SHY = ProfilerShy()
 DEFERRED = Deferred()
 INPUT_ALIAS = InputAlias()
 HALF_HEADS = HalfHeads()
@@ -257,6 +274,7 @@ EXPECTED: dict[str, str] = {
     "CONSTANT": "timed_outputs",
     "POINTER_CACHE": "timed_outputs",
     "CONTENT_MEMO": "census_vs_eager",
+    "PROFILER_SHY": "census_vs_eager",  # raises under the profiler: that is a failed check, not "not run"
     "DEFERRED": "not finite",  # the correctness check copies the output as the call returns: unwritten
     "INPUT_ALIAS": "relative error",  # the correctness check: it overwrote its own input
     "HALF_HEADS": "relative error",

@@ -124,7 +124,8 @@ def test_the_committed_device_run_caught_every_cheat_and_no_honest_case_and_its_
         for path in sorted((DEVICE_RUN / sub / storage.CASES_DIR).glob("*.json")):
             case = storage.load_record(path, CaseResult)
             cheats[(case.case.workload.split(":")[1], case.case.seq)] = case
-    assert {n for n, _ in cheats} == {"HONEST", *EXPECTED}
+    # Every cheat of the suite when it ran (PROFILER_SHY came after the device run).
+    assert {n for n, _ in cheats} == {"HONEST", *EXPECTED} - {"PROFILER_SHY"}
     for (name, seq), case in cheats.items():
         if name == "HONEST":
             assert case.status == "ok" and not case.integrity.failed()

@@ -117,3 +117,11 @@ def test_on_a_gpu_the_lock_adds_no_kernel_to_any_backend(workload, backend):
     r = run_case(spec, TimingConfig(max_time_s=0.3, min_time_s=0.05, warmup_ms=20))
     assert r.status == "ok", r.reason
     assert r.census is not None and r.census.matches_unlocked, r.census.differences if r.census else r.unavailable
+
+
+def test_a_call_that_raises_under_the_profiler_is_the_kernels_failure_not_a_missing_census():
+    def shy():
+        raise RuntimeError("not while profiled")
+
+    with pytest.raises(census.KernelRaised, match="RuntimeError: not while profiled"):
+        census.eager(lambda: None, shy, "cpu")
