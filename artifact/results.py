@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Optional
 
 from artifact.errors import ArtifactError
-from harness import stats, storage
+from harness import stats, storage, versions
 from harness.plan import TimingConfig
 from harness.records import STATUSES, CaseResult, CaseSpec, CeilingsRecord, Throughput, Timing, TimingSummary
 
@@ -45,8 +45,7 @@ _STD_REL = 1e-6
 # runner and is kept from the stored summary.
 _STATS_FLAGS = {stats.FLAG_TIES, stats.FLAG_BCA_FALLBACK, stats.FLAG_DEGENERATE, stats.FLAG_RESOLUTION}
 _ELEM_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
-# The first case format with the integrity record and status `invalid` (harness/versions.py).
-INTEGRITY_SCHEMA = 4
+INTEGRITY_SCHEMA = versions.INTEGRITY_SINCE
 
 
 def _refuse(where: str, problem: str) -> ArtifactError:

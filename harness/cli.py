@@ -101,10 +101,9 @@ def bench(
         raise HarnessError(f"--workload: {why}")
     if backends is not None:
         backend_list = [b.strip() for b in backends.split(",") if b.strip()]
-    elif workloadmod.is_external(workload):
-        backend_list = list(workloadmod.backends_of(workload))  # imports the user's module (timers bound first)
     else:
-        backend_list = list(workloadmod.BACKENDS[workload])
+        # A user's workload declares its own: its module is imported (timers bound first).
+        backend_list = list(workloadmod.backends_of(workload))
     # Validate everything torch-free first: bad input fails fast, before CUDA initialises.
     if profile and profile not in planmod.PROFILES:
         raise HarnessError(f"--profile: unknown profile {profile!r}; choose one of {', '.join(planmod.PROFILES)}")

@@ -72,11 +72,10 @@ def _first_call(fn) -> Any:
 
 
 def check_correctness(workload, spec: CaseSpec, seed: int) -> Correctness:
+    from harness.integrity.outputs import rel_error, snapshot
 
     inputs = workload.make_inputs(spec, seed)
     fn = workload.make_fn(spec, inputs)
-    from harness.integrity.outputs import rel_error, snapshot
-
     # Outputs NaN-poisoned here (and only here): an element the kernel never wrote fails. The
     # output is copied as soon as the call returns (stream-ordered): a call must return its own
     # finished result, not a buffer a later call fills in (a "deferred" kernel did exactly that).
@@ -144,10 +143,10 @@ def _fit_check(spec: CaseSpec, predicted: int) -> None:
 
 
 def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int | None, nvml: Nvml | None,
-                      evidence: list[IntegrityCheck]) -> tuple[list[RepetitionTiming], int, int, float]:
+                      evidence: list[IntegrityCheck]) -> tuple[list[RepetitionTiming], int, float]:
     """Every repetition's timing; the integrity checks of what each one timed go into `evidence`.
-    Returns the timings, the input sets per repetition, the refreshes in all and the seconds the
-    checks took (an integrity cost, not sampling)."""
+    Returns the timings, the refreshes in all and the seconds the checks took (an integrity cost,
+    not sampling)."""
     import time
 
     from harness.integrity import outputs as outcheck
@@ -180,7 +179,7 @@ def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int
         del slots, inputs
     if spec.device != "cuda":
         evidence.append(checks.host_clock_not_run("CPU: the timer is the host clock itself (bound before any workload was imported)"))
-    return out, checks.INPUT_SETS, refreshes, check_s
+    return out, refreshes, check_s
 
 
 def _integrity_census(workload, spec: CaseSpec, last: RepetitionTiming, median_ms: float,
@@ -308,7 +307,7 @@ def run_case(
         phase("memory")
         fill_in_force = envlock.fill_uninitialized()
         evidence: list[IntegrityCheck] = []
-        reps, input_sets, refreshes, check_s = _time_repetitions(workload, spec, timing, l2_bytes, nvml, evidence)
+        reps, refreshes, check_s = _time_repetitions(workload, spec, timing, l2_bytes, nvml, evidence)
         setup = sum(r.setup_s for r in reps)
         phase("timing")
         result.phases_s["warmup"] = round(setup, 4)
@@ -341,12 +340,11 @@ def run_case(
             _integrity_census(workload, spec, reps[-1], summary.median_ms, evidence)
         else:
             evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, "not run: no census (census: false in the plan, or --no-census)"))
-        for r in reps:
-            r.replay = None
+        reps[-1].replay = None  # the earlier repetitions' were dropped as they finished
         evidence.append(checks.roofline_check(summary.median_ms, flops, nbytes, ceilings, cache=spec.cache,
                                               l2_bytes=l2_bytes if spec.device == "cuda" else None, device=spec.device))
         evidence.append(checks.tamper(guard.tampered()))
-        result.integrity = checks.assemble(evidence, input_sets, refreshes)
+        result.integrity = checks.assemble(evidence, checks.INPUT_SETS, refreshes)
         phase("integrity")
         if census:
             _census(workload, spec, timing.seed + 2, summary.median_ms, result, nvml)

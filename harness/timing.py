@@ -154,6 +154,8 @@ class _Stopper:
 
 # --------------------------------------------------------------------------- CPU
 def measure_cpu(fn: Callable[[], Any] | Slots, cfg: TimingConfig) -> RepetitionTiming:
+    from harness.integrity.outputs import snapshot  # imports this module: not at the top
+
     slots = Slots.of(fn)
     clock = bind().perf_counter_ns
     cycle = _cycler(slots.fns)
@@ -168,8 +170,6 @@ def measure_cpu(fn: Callable[[], Any] | Slots, cfg: TimingConfig) -> RepetitionT
     setup_s = (clock() - t0) / 1e9
     stop = _Stopper(cfg)
     samples: list[float] = []
-    from harness.integrity.outputs import snapshot
-
     outputs: list[Any] = [None] * len(slots.fns)
     kept: list[Any] = [None] * len(slots.fns)
     refreshes, batch_no = 0, 0
@@ -274,6 +274,8 @@ def measure_cuda(
 ) -> RepetitionTiming:
     import torch
 
+    from harness.integrity.outputs import snapshot  # imports this module: not at the top
+
     t = bind()
     slots = Slots.of(fn)
     n = len(slots.fns)
@@ -303,8 +305,9 @@ def measure_cuda(
                 graph, outputs[0] = capture_graph_keeping_output(slots.fns[0], inner)
         graphs = [graph]
         for j in range(1, n):
-            # One pool for all: the sets' graphs never run at once, and the outputs kept alive
-            # hold their own blocks (a second pool doubled the math backend's 50 GB at S=4096).
+            # One pool for all: the sets' graphs never run at once, and a pool each would hold
+            # the math backend's intermediates twice (50 GB predicted at S=4096). A later graph
+            # may use an earlier one's output buffer as scratch: outputs are copied per batch.
             g, outputs[j] = capture_graph_keeping_output(slots.fns[j], inner, pool=graph.pool())
             graphs.append(g)
         runs = [g.replay for g in graphs]
@@ -341,8 +344,6 @@ def measure_cuda(
     stop = _Stopper(cfg)
     samples: list[float] = []
     events = [(t.new_event(), t.new_event()) for _ in range(cfg.batch)]
-    from harness.integrity.outputs import snapshot
-
     kept: list[Any] = [None] * n
     refreshes, batch_no = 0, 0
     host_per_replay = 0.0

@@ -56,6 +56,7 @@ class RecordKind:
 
 
 HARNESS_VERSION = 4  # case_result, env, manifest, ceilings and the records that follow them
+INTEGRITY_SINCE = 4  # the first case_result format with `integrity` and status `invalid`
 
 KINDS: dict[str, RecordKind] = {k.kind: k for k in (
     RecordKind("case_result", HARNESS_VERSION),

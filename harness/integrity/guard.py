@@ -61,7 +61,7 @@ class Timers:
     perf_counter: Callable[[], float]
     perf_counter_ns: Callable[[], int]
     event_cls: Any  # torch.cuda.Event as imported by the harness (None without torch/CUDA)
-    record: Any  # torch._C._CudaEventBase.record
+    record: Any  # torch._C._CudaEventBase.record on the stream current at the call
     elapsed_time: Any  # torch._C._CudaEventBase.elapsed_time
     event_synchronize: Any
     device_synchronize: Any  # torch.cuda.synchronize as it was
@@ -117,50 +117,32 @@ _MISSING = object()
 
 
 class Snapshot:
-    """The identity of every watched attribute at one moment."""
+    """Every watched attribute at one moment, held (so `is` compares identities that cannot be
+    reused by another object)."""
 
     def __init__(self) -> None:
         bind()
-        self._ids: dict[str, int] = {}
+        self._held: dict[tuple[str, str], Any] = {}
         for module, path in _WATCHED:
             obj = _resolve(module, path)
             if obj is not _MISSING:
-                self._ids[f"{module}.{path}"] = id(obj)
-        self._keep: list[Any] = []  # hold the objects so their ids cannot be reused
-        for module, path in _WATCHED:
-            self._keep.append(_resolve(module, path))
+                self._held[(module, path)] = obj
         for name in _HARNESS_MODULES:
             mod = sys.modules.get(name)
             if mod is None:
                 continue
             for attr, value in vars(mod).items():
                 if callable(value) and not attr.startswith("__"):
-                    self._ids[f"{name}.{attr}"] = id(value)
-                    self._keep.append(value)
+                    self._held[(name, attr)] = value
 
     def changed(self) -> list[str]:
-        """What was replaced since the snapshot (names), in order."""
-        out = []
-        for key, ident in self._ids.items():
-            obj = _lookup(key)
-            if obj is _MISSING or id(obj) != ident:
-                out.append(key)
-        return out
-
-
-def _lookup(key: str) -> Any:
-    parts = key.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        module = ".".join(parts[:i])
-        if module in sys.modules:
-            return _resolve(module, ".".join(parts[i:]))
-    return _MISSING
+        """What was replaced since the snapshot ("module.attribute"), in order."""
+        return [f"{module}.{path}" for (module, path), obj in self._held.items() if _resolve(module, path) is not obj]
 
 
 def load_harness_modules() -> None:
     """Import what the snapshot watches, so it is bound before a user module can run."""
-    for name in ("numpy", "harness.timing", "harness.stats", "harness.runner", "harness.census",
-                 "harness.integrity.outputs", "harness.integrity.checks", "harness.integrity.census"):
+    for name in ("numpy", *_HARNESS_MODULES):
         try:
             importlib.import_module(name)
         except ImportError:

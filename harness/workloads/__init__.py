@@ -70,18 +70,14 @@ def check_name(name: str) -> str | None:
 
 def check_backend(workload: str, backend: str) -> str | None:
     """Why `backend` is not one of `workload`'s (None: it is). A user's workload declares its
-    backends itself, so here only the name's form is checked; load() checks the rest."""
+    backends itself, so here only the name's form is checked; the harness checks the rest once it
+    has imported the module (sweep._check_external_workloads)."""
     if workload in BACKENDS:
         known = BACKENDS[workload]
         return None if backend in known else f"unknown backend {backend!r} for {workload}; choose from {', '.join(known)}"
     if isinstance(backend, str) and _BACKEND_NAME.match(backend):
         return None
     return f"backend {backend!r} is not a name (letters, digits, _ . +)"
-
-
-def file_name(workload: str) -> str:
-    """The workload's part of a case id: "package.module:ATTR" -> "package.module.ATTR"."""
-    return workload.replace(":", ".")
 
 
 def get(name: str) -> Any:
