@@ -16,6 +16,8 @@ VENV := .venv
 REPRO_VENV := .venv-reproduce
 STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 PYTEST_ARGS ?=
+# e.g. REPRODUCE_ARGS=--allow-shared-gpu (measure beside another process: the verdict is INVALID, exit 4)
+REPRODUCE_ARGS ?=
 VARIANT ?= cpu
 # torch 2.13.0 CPU and triton 3.6.0 (the Triton interpreter tests) are the versions the tests pin.
 TEST_PINS := 'torch==2.13.0' 'triton==3.6.0'
@@ -70,7 +72,7 @@ smoke: $(VENV)/.installed
 # on another GPU, the smoke profile without a GPU), and checks every fitting reference.
 # artifact lives in $(REPRO_VENV), not on PATH: the last lines say how to call it.
 reproduce: $(REPRO_VENV)/.installed reproduce-image
-	rc=0; $(REPRO_VENV)/bin/artifact reproduce --out results/$(STAMP) || rc=$$?; \
+	rc=0; $(REPRO_VENV)/bin/artifact reproduce --out results/$(STAMP) $(REPRODUCE_ARGS) || rc=$$?; \
 	echo "next: $(REPRO_VENV)/bin/artifact report results/$(STAMP)"; \
 	echo "      (or: source $(REPRO_VENV)/bin/activate, then artifact ...)"; \
 	exit $$rc

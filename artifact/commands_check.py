@@ -9,8 +9,9 @@
 check exits 0 when every applicable claim passes, 1 when a claim fails, 2 when the inputs are
 unusable (tampered results, a bad reference, a reference that applies to none of the claims,
 results of another kind than the reference describes, or an unfinished run), 3 (INVALID) when a
-case's timed calls were not shown to do the real work; exit 2 writes no verdict file, so a
-mistaken check never replaces the folder's verdict. Several folders: the worst, 3 > 1 > 2 > 0.
+case's timed calls were not shown to do the real work, 4 (INVALID) when the GPU was shared with
+another process while cases were timed; exit 2 writes no verdict file, so a mistaken check never
+replaces the folder's verdict. Several folders: the worst, 3 > 4 > 1 > 2 > 0.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _check(
 
 
 def _worst(codes: list[int]) -> int:
-    """The exit code of several folders, shards or references: 3 > 1 > 2 > 0 (verdict.worst)."""
+    """The exit code of several folders, shards or references: 3 > 4 > 1 > 2 > 0 (verdict.worst)."""
     from artifact import verdict as verdictmod
 
     return verdictmod.worst(codes)
@@ -85,7 +86,7 @@ def print_by_gpu(rows: list[tuple]) -> None:
           "|---|---|---|---|---|---|---|"]
     for hw, label, ref, counts, code in sorted(rows, key=lambda r: (r[0], r[1])):
         # The reason is in the folder's own verdict table, above.
-        shown = f"{code} ({verdictmod.INVALID})" if code == verdictmod.EXIT_INVALID else str(code)
+        shown = f"{code} ({verdictmod.INVALID})" if code in (verdictmod.EXIT_INVALID, verdictmod.EXIT_SHARED_GPU) else str(code)
         cells = (hw, label, ref, str(counts.get("PASS", 0)), str(counts.get("FAIL", 0)), str(counts.get("SKIP", 0)), shown)
         table.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")
@@ -144,7 +145,7 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
             verdictmod.print_table(v)
     invalid = next((v for v in verdicts if v.status == verdictmod.INVALID), None)
     if invalid is not None:
-        # One line on stderr whatever the output mode: exit 3 must say why where exit 2 would.
+        # One line on stderr whatever the output mode: exit 3 or 4 must say why where exit 2 would.
         print(f"{verdictmod.INVALID}: {results.folder}: {invalid.notes[0]}", file=sys.stderr)
     return verdicts
 

@@ -23,6 +23,7 @@ def reproduce(
     image: Optional[str] = typer.Option(None, help="Image to run in (default: this version's image for the hardware)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would run and be checked; run nothing."),
     gpu_hour_price: Optional[float] = typer.Option(None, "--gpu-hour-price", min=0.0, help="Price of one GPU-hour: say what the run cost."),
+    allow_shared_gpu: bool = typer.Option(False, "--allow-shared-gpu", help="Measure even though another process is on the GPU (refused by default, exit 4); the cases timed beside it are invalid and the verdict INVALID, exit 4."),
 ) -> None:
     """Measure what the shipped reference for this machine describes, then check every fitting reference."""
     from artifact import shipped
@@ -46,7 +47,7 @@ def reproduce(
                             "is missing; restore it from the repository")
     out = out or default_out()
     opts = RunOptions(runtime=runtime, out=out, plan=plan, profile=sel.run.profile if plan is None else None,
-                      image=image, argv=list(sys.argv))
+                      image=image, argv=list(sys.argv), harness_args=["--allow-shared-gpu"] if allow_shared_gpu else [])
     code = launch(opts, echo=lambda s: print(s, flush=True), note=lambda s: print(s, file=sys.stderr, flush=True))
     if code:
         raise typer.Exit(code)

@@ -578,6 +578,10 @@ class _Builder:
             hw["compute_capability"] = env.gpu.compute_capability
             drivers = sorted({r.env.nvidia_driver_version for r in self.runs if r.env.nvidia_driver_version})
             hw["nvidia_driver_version"] = ", ".join(drivers) if drivers else None
+            limits = [r.env.gpu_state_before.power_limit_w for r in self.runs
+                      if r.env.gpu_state_before is not None and r.env.gpu_state_before.power_limit_w]
+            if limits:
+                hw["power_limit_w"] = min(limits)
         cpus = sorted({str((r.env.host or {}).get("cpu_model")) for r in self.runs})
         hw["cpu_model"] = ", ".join(cpus)
         if self.opts.peaks:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from harness.integrity import roofline
-from harness.records import CaseResult, CeilingsRecord, EnvRecord
+from harness.machine.gate import SHARED_PREFIX, describe
+from harness.records import CaseResult, CeilingsRecord, EnvRecord, GpuProcess
 
 CHECKER_PREFIX = "invalid (checker): "
 
@@ -58,8 +59,49 @@ def recheck(cases: list[CaseResult], ceilings: Optional[CeilingsRecord], env: En
     return Recheck(out, checked, tripped)
 
 
+def is_shared(case: CaseResult) -> bool:
+    """Invalid because it was timed beside another process on the GPU (the harness's watch), not
+    because of the kernel: its claims are not judged, and the verdict's exit code is 4."""
+    return case.status == "invalid" and (case.reason or "").startswith(SHARED_PREFIX)
+
+
 def invalid_cases(cases: list[CaseResult]) -> list[CaseResult]:
-    return [c for c in cases if c.status == "invalid"]
+    """Cases whose timed calls were not shown to do the work (the kernel's doing)."""
+    return [c for c in cases if c.status == "invalid" and not is_shared(c)]
+
+
+def shared_cases(cases: list[CaseResult]) -> list[CaseResult]:
+    return [c for c in cases if is_shared(c)]
+
+
+def ceilings_shared(ceilings: Optional[CeilingsRecord]) -> bool:
+    return ceilings is not None and ceilings.watch is not None and ceilings.watch.shared
+
+
+def other_processes(cases: list[CaseResult], ceilings: Optional[CeilingsRecord], env: EnvRecord) -> list[GpuProcess]:
+    """Every other process the run saw on the GPU (the gate's and each watch's), first reading each."""
+    seen: dict[int, GpuProcess] = {}
+    watches = [c.watch for c in cases if c.watch is not None] + ([ceilings.watch] if ceilings is not None and ceilings.watch else [])
+    for p in (env.machine.foreign if env.machine is not None else []) + [p for w in watches for p in w.foreign]:
+        seen.setdefault(p.pid, p)
+    return [seen[k] for k in sorted(seen)]
+
+
+def shared_note(cases: list[CaseResult], ceilings: Optional[CeilingsRecord], env: EnvRecord) -> Optional[str]:
+    """One line naming what shared the GPU and what it touched, None when nothing did."""
+    bad = shared_cases(cases)
+    roofs = ceilings_shared(ceilings)
+    if not bad and not roofs:
+        return None
+    procs = other_processes(cases, ceilings, env)
+    named = "; ".join(describe(p) for p in procs[:3]) or "work NVML could not attribute to a process"
+    touched = [f"{len(bad)} case(s)"] if bad else []
+    if roofs:
+        touched.append("the ceilings (so no roofline or efficiency claim is judged)")
+    first = f" (first: {bad[0].case.case_id})" if bad else ""
+    return (f"the GPU was shared: another process ran on it ({named}) while {' and '.join(touched)} were timed{first}; "
+            "times beside it measure the contention, not the kernels, so their claims are not judged. "
+            "Rerun on an idle GPU (nvidia-smi lists what runs on it)")
 
 
 def why_invalid(case: CaseResult) -> str:

@@ -24,6 +24,7 @@ from harness.storage import CASES_DIR, ENV_FILE, utc_now
 
 EXIT_TIMEOUT = 124  # as coreutils' timeout
 EXIT_INTERRUPTED = 130
+EXIT_SHARED_GPU = 4  # harness/machine/gate.py: another process is on the GPU
 LOG_FILE = "run.log"
 
 
@@ -108,6 +109,26 @@ def resume_command_of(info: RunInfo) -> str:
                       image=o.get("image"), device=o.get("device"), timeout_s=o.get("timeout_s", RunOptions.timeout_s),
                       shm_size=o.get("shm_size") or RunOptions.shm_size, harness_args=list(o.get("harness_args") or []))
     return resume_command(opts, info.runtime, Path(o.get("out") or "OUT"))
+
+
+def host_gate(gpus: list[str], allow_shared: bool) -> None:
+    """The shared-GPU gate on the host, before a container starts: seconds, not a container
+    start and an import later, and with the host's view of every process (inside a container
+    NVML may list none but the container's). The harness gates again inside. The harness
+    measures on the container's first GPU, so that one is checked."""
+    from harness.machine.gate import SharedGpuError, check
+    from harness.nvml import Nvml
+
+    first = gpus[0] if gpus else "0"
+    if first.startswith("MIG-"):
+        return  # a MIG slice: NVML's process list is per parent GPU; the harness's gate decides
+    nvml = Nvml(uuid=first) if first.startswith("GPU-") else Nvml(int(first))
+    if not nvml.ok:
+        return  # no NVML on the host: the harness's own gate still runs
+    try:
+        check(nvml, allow_shared)
+    except SharedGpuError as exc:
+        raise ArtifactError(str(exc), exit_code=EXIT_SHARED_GPU) from None
 
 
 def harness_args(opts: RunOptions, out_arg: str, plan_arg: Optional[str], progress: bool) -> list[str]:
@@ -202,6 +223,9 @@ def launch(opts: RunOptions, echo: Callable[[str], None] = print,
                             f"{choice.runtime} ({choice.reason}); resume with --runtime {previous.runtime} "
                             "so one folder holds one environment, or start a new --out")
 
+    if choice.runtime == "docker" and choice.gpus is not None and opts.device != "cpu":
+        host_gate(choice.gpus, "--allow-shared-gpu" in opts.harness_args)
+
     image_info = engine = None
     if choice.runtime == "docker":
         from artifact.docker_engine import engine_info
@@ -292,5 +316,8 @@ def launch(opts: RunOptions, echo: Callable[[str], None] = print,
                             exit_code=EXIT_TIMEOUT)
     if exit_code == 2:
         raise ArtifactError(f"the harness rejected its input (its error line is above); run.json in {out}")
+    if exit_code == EXIT_SHARED_GPU:
+        raise ArtifactError("the harness refused a GPU another process is on (its error line is above, and in "
+                            f"{out / LOG_FILE}); rerun when it is idle, or pass --allow-shared-gpu", exit_code=EXIT_SHARED_GPU)
     raise ArtifactError(f"the harness exited with code {exit_code} (its output is above and in {out / LOG_FILE})",
                         exit_code=exit_code if isinstance(exit_code, int) and exit_code > 0 else 1)

@@ -66,6 +66,9 @@ class Hardware:
     nvidia_driver_version: Optional[str] = None
     cpu_model: Optional[str] = None
     peaks: list[Peak] = field(default_factory=list)
+    # The enforced power limit the reference runs ran under (the lowest of them), W: a card
+    # capped lower is named in the verdict (artifact/machine_state.py).
+    power_limit_w: Optional[float] = None
 
     def describe(self) -> str:
         return hardware(self.device, self.gpu_name, self.compute_capability, self.cpu_model)
@@ -86,7 +89,7 @@ class Hardware:
 
 
 def parse_hardware(node: Node) -> Hardware:
-    node.only_keys(("device", "gpu_name", "compute_capability", "nvidia_driver_version", "cpu_model", "peaks"))
+    node.only_keys(("device", "gpu_name", "compute_capability", "nvidia_driver_version", "cpu_model", "peaks", "power_limit_w"))
     device = node.get("device").choice(DEVICES)
     hw = Hardware(device=device)
     if device == "cuda":
@@ -97,6 +100,9 @@ def parse_hardware(node: Node) -> Hardware:
         sub = node.get(key, required=False)
         if sub is not None and sub.value is not None:
             setattr(hw, key, str(sub.value))
+    power = node.get("power_limit_w", required=False)
+    if power is not None and power.value is not None:
+        hw.power_limit_w = power.number(positive=True)
     peaks = node.get("peaks", required=False)
     for p in peaks.items() if peaks is not None and peaks.value is not None else []:
         p.only_keys(("metric", "dtype", "value", "unit", "source"))

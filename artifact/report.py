@@ -103,16 +103,26 @@ def _clock_text(c: CaseResult) -> str:
     return f"{k.sm_mhz_median:g}{spread}"
 
 
+def _power_text(c: CaseResult) -> str:
+    """Board power while timing (median), and the batches the watch discarded (issue 17)."""
+    k = c.timing.clocks if c.timing is not None else None
+    text = f"{k.power_w_median:.0f}" if k is not None and k.power_w_median is not None else "-"
+    w = c.watch
+    if w is not None and (w.discarded_foreign or w.discarded_throttled):
+        text += f" ({w.discarded_foreign + w.discarded_throttled} batch(es) discarded)"
+    return text
+
+
 def _results_table(cases: list[CaseResult], peaks: Peaks) -> list[str]:
     lines = [
         "| backend | S | median ms | 95% CI ms | ±% | samples x reps | converged | TFLOP/s | % of peak TFLOP/s | GB/s | "
-        "% of peak GB/s | FLOP/B | % of roof | SM MHz (range) | rel. error | bitwise repeat | peak alloc MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "% of peak GB/s | FLOP/B | % of roof | SM MHz (range) | board W | rel. error | bitwise repeat | peak alloc MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cases:
         if c.status != "ok" or c.timing is None:
             reason = (why_invalid(c) if c.status == "invalid" else c.reason or "").replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {c.case.backend} | {c.case.seq} | {c.status}: {reason} |" + " |" * 14)
+            lines.append(f"| {c.case.backend} | {c.case.seq} | {c.status}: {reason} |" + " |" * 15)
             continue
         s = c.timing.summary
         tp = c.throughput
@@ -126,7 +136,7 @@ def _results_table(cases: list[CaseResult], peaks: Peaks) -> list[str]:
             f"| {c.case.backend} | {c.case.seq} | {num(s.median_ms)} | [{num(s.ci_low_ms)}, {num(s.ci_high_ms)}] | "
             f"{100 * s.rel_halfwidth:.2f} | {s.n_samples} x {s.n_repetitions} | {'yes' if s.converged else 'no'} | "
             f"{num(tp.tflops) if tp else '-'} | {pt} | {num(tp.gbps) if tp else '-'} | {pg} | {ai} | "
-            f"{f'{100 * tp.tflops / roof:.1f}%' if roof and tp else '-'} | {_clock_text(c)} | "
+            f"{f'{100 * tp.tflops / roof:.1f}%' if roof and tp else '-'} | {_clock_text(c)} | {_power_text(c)} | "
             f"{num(corr.rel_error, 2) if corr else '-'} | {('yes' if corr.bitwise_repeat else 'no') if corr else '-'} | "
             f"{num(mem / 2**20) if mem is not None else '-'} |"
         )
@@ -270,6 +280,13 @@ def _environment(results: ResultSet) -> list[str]:
         ("numerics lock", ", ".join(f"{k}={v}" for k, v in (env.lock or {}).items())),
         ("lock failures", "; ".join(f"{k}: {v}" for k, v in (env.lock_failures or {}).items()) or "none"),
     ]
+    if env.machine is not None:
+        rows.append(("other processes on the GPU", env.machine.why))
+    before = env.gpu_state_before
+    if before is not None and before.power_limit_w is not None:
+        rows.append(("power limit", f"{before.power_limit_w:g} W enforced" + (f", board default {before.power_default_limit_w:g} W"
+                                                                              if before.power_default_limit_w else "")
+                     + (f"; compute mode {before.compute_mode}" if before.compute_mode else "")))
     for label, state in (("GPU state before", env.gpu_state_before), ("GPU state after", env.gpu_state_after)):
         if state is not None:
             rows.append((label, f"SM {state.sm_clock_mhz}/{state.sm_clock_max_mhz} MHz, memory {state.mem_clock_mhz}/"
@@ -277,6 +294,23 @@ def _environment(results: ResultSet) -> list[str]:
                                 f"persistence {state.persistence_mode}, ECC {state.ecc_enabled}, MIG {state.mig_enabled}, "
                                 f"throttle: {', '.join(state.throttle_reasons) or 'none'}"))
     return ["| item | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+
+
+def _sharing_item(results: ResultSet) -> tuple[bool, str]:
+    from artifact.integrity import ceilings_shared, shared_cases
+
+    gate = results.env.machine
+    if gate is None:
+        return results.env.device == "cpu", ("CPU run: no GPU to share" if results.env.device == "cpu"
+                                             else "the GPU's other processes were not checked (a harness before issue 17)")
+    shared = shared_cases(results.cases)
+    if shared or ceilings_shared(results.ceilings):
+        return False, f"the GPU was shared: {len(shared)} case(s) timed beside another process (invalid: shared GPU)"
+    if not gate.checked:
+        return False, f"other processes on the GPU could not be watched: {gate.why}"
+    discarded = sum(c.watch.discarded_foreign for c in results.cases if c.watch is not None)
+    return True, "no other process on the GPU while cases were timed" + (
+        f" ({discarded} batch(es) beside one discarded and measured again)" if discarded else "")
 
 
 def _container_item(results: ResultSet) -> tuple[bool, str]:
@@ -306,6 +340,7 @@ def _checklist(results: ResultSet, manifest_note: str, verdict: Optional[Verdict
         (not env.lock_failures, "every lock setting applied" + (f" (failed: {', '.join(env.lock_failures)})" if env.lock_failures else "")),
         (all(_t(c).summary.converged for c in ok), f"{sum(_t(c).summary.converged for c in ok)} of {len(ok)} cases met their precision target"),
         (not throttled, "no clock throttling recorded" + (f" (seen: {', '.join(throttled)})" if throttled else "")),
+        _sharing_item(results),
         (all(c.correctness is not None and c.correctness.passed for c in ok),
          f"{sum(bool(c.correctness and c.correctness.passed) for c in ok)} of {len(ok)} cases within their correctness tolerance"),
         (all(c.correctness is not None and c.correctness.bitwise_repeat for c in ok),

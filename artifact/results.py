@@ -29,6 +29,7 @@ from typing import Optional
 
 from artifact.errors import ArtifactError
 from harness import stats, storage, versions
+from harness.machine.gate import SHARED_PREFIX
 from harness.plan import TimingConfig
 from harness.records import STATUSES, CaseResult, CaseSpec, CeilingsRecord, Throughput, Timing, TimingSummary
 
@@ -183,7 +184,14 @@ def _check_integrity(case: CaseResult, rel: str) -> None:
                                            f"{case.schema_version} case must carry them)")
     if case.status == "ok" and failed:
         raise _refuse(f"{rel}: status", f"ok although its integrity check {failed[0].name} failed ({failed[0].detail})")
-    if case.status == "invalid" and not failed:
+    shared = case.watch is not None and case.watch.shared
+    if case.status == "ok" and shared:
+        raise _refuse(f"{rel}: status", "ok although its watch saw another process on the GPU while it was timed "
+                                        "(the harness makes such a case invalid: shared GPU)")
+    says_shared = (case.reason or "").startswith(SHARED_PREFIX)
+    if case.status == "invalid" and says_shared and not shared:
+        raise _refuse(f"{rel}: watch", "status invalid for a shared GPU, but its watch saw no other process")
+    if case.status == "invalid" and not failed and not says_shared:
         raise _refuse(f"{rel}: integrity", "status invalid but no integrity check failed: nothing says why")
 
 

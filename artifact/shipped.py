@@ -146,7 +146,7 @@ def this_machine() -> Hardware:
     """The GPU this host would run on, through NVML (no torch): GPU 0, or the CPU when none."""
     from harness.nvml import Nvml
 
-    nv = Nvml(0)
+    nv = Nvml()
     if not nv.ok:
         return Hardware("cpu")
     name, cc = nv.identity()

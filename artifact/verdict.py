@@ -9,9 +9,14 @@ Exit codes are a contract:
     3  INVALID: the folder holds a case whose timed calls were not shown to do the real work
        (status invalid, from the harness's integrity checks or artifact/integrity.py's roofline),
        whatever its claims say: a kernel that skips work must not read as a failed or passed claim
-Where several verdicts are combined (folders, shards, references), the worst by 3 > 1 > 2 > 0:
-a result that certifies nothing (an invalid case) comes first; then, as before issue 16, a failed
-claim anywhere before an input that could not be judged.
+    4  INVALID because the GPU was shared: another process ran on it while cases (or the
+       ceilings) were timed (the harness's watch, harness/machine/); their claims are not judged.
+       The harness exits 4 too when it refuses a shared GPU before measuring (issue 17). The
+       machine, not the kernel: rerun on an idle GPU
+Where several verdicts are combined (folders, shards, references), the worst by 3 > 4 > 1 > 2 > 0:
+a result that certifies nothing comes first (a kernel that skipped work before a machine that
+was shared); then, as before issue 16, a failed claim anywhere before an input that could not be
+judged.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from artifact import __version__
 from artifact.claims import FAIL, PASS, SKIP, ClaimVerdict
 from artifact.errors import ArtifactError
 from artifact.folder import ResultSet, load_results
-from artifact.integrity import invalid_cases, why_invalid
+from artifact.integrity import invalid_cases, shared_note, why_invalid
 from artifact.reference import Reference
 from artifact.textfmt import env_hardware, num
 from harness import storage, versions
@@ -37,16 +42,18 @@ KIND_VERDICT = "verdict"  # its version and format history: harness/versions.py
 VERDICT_JSON = "verdict.json"
 VERDICT_MD = "verdict.md"
 
-EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE, EXIT_INVALID = 0, 1, 2, 3
+EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE, EXIT_INVALID, EXIT_SHARED_GPU = 0, 1, 2, 3, 4
 NOT_APPLICABLE = "NOT_APPLICABLE"
 INVALID = "INVALID"
 # Combining exit codes: the first of these present wins.
-EXIT_PRECEDENCE = (EXIT_INVALID, EXIT_FAIL, EXIT_UNUSABLE, EXIT_PASS)
+EXIT_PRECEDENCE = (EXIT_INVALID, EXIT_SHARED_GPU, EXIT_FAIL, EXIT_UNUSABLE, EXIT_PASS)
+# Why a verdict is INVALID: the kernel (integrity, exit 3) or the machine (shared_gpu, exit 4).
+CAUSE_INTEGRITY, CAUSE_SHARED_GPU = "integrity", "shared_gpu"
 INVALID_LISTED = 3  # invalid cases named in the note; the rest are counted
 
 
 def worst(codes: list[int]) -> int:
-    """The exit code of several verdicts (3 > 1 > 2 > 0); no verdict at all could not be judged."""
+    """The exit code of several verdicts (3 > 4 > 1 > 2 > 0); no verdict at all could not be judged."""
     for code in EXIT_PRECEDENCE:
         if code in codes:
             return code
@@ -72,6 +79,7 @@ class Verdict:
     kind: str = KIND_VERDICT
     notes: list[str] = field(default_factory=list)
     wall_s: Optional[float] = None  # reading the folder and judging every claim: the check's cost
+    cause: Optional[str] = None  # INVALID only: integrity (the kernel) | shared_gpu (the machine)
 
 
 # --------------------------------------------------------------------------- judging
@@ -93,6 +101,8 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
                      f"({reference.timing.describe() if reference.timing else 'its cache mode'}): not judged as comparable; "
                      f"first: {incomparable[0].claim_id}: {incomparable[0].not_comparable[0]}")
     invalid = invalid_note(results)
+    shared = shared_note(results.cases, results.ceilings, results.env)
+    notes += machine_notes(results, reference)
     if counts[FAIL]:
         status, code = FAIL, EXIT_FAIL
     elif counts[PASS]:
@@ -103,20 +113,34 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
             f"no claim of {reference.name} applies to results from {env_hardware(results.env)}; "
             f"the reference was measured on {reference.hardware.describe()}: check against a reference for this hardware"
         )
-    if invalid and status == NOT_APPLICABLE:
+    cause = None
+    if status == NOT_APPLICABLE:
         # No claim of this reference applies: nothing was judged (exit 2, no verdict file), but
-        # the invalid case is still named.
-        notes.append(invalid)
+        # the invalid cases and the shared GPU are still named.
+        notes += [n for n in (invalid, shared) if n]
     elif invalid:
         # An invalid case says the folder certifies nothing, whichever claims happened to read it.
-        status, code = INVALID, EXIT_INVALID
+        status, code, cause = INVALID, EXIT_INVALID, CAUSE_INTEGRITY
         notes.insert(0, invalid)
+        if shared:
+            notes.insert(1, shared)
+    elif shared:
+        # The machine was shared: no claim on what it touched was judged, and none may pass for it.
+        status, code, cause = INVALID, EXIT_SHARED_GPU, CAUSE_SHARED_GPU
+        notes.insert(0, shared)
     return Verdict(
         status=status, exit_code=code, counts=counts, claims=verdicts, results_dir=results.folder,
         hardware=env_hardware(results.env), reference_file=reference.path, reference_name=reference.name,
         reference_sha256=reference.sha256, reference_hardware=reference.hardware.describe(),
-        manifest=manifest_note, created_at=storage.utc_now(), notes=notes,
+        manifest=manifest_note, created_at=storage.utc_now(), notes=notes, cause=cause,
     )
+
+
+def machine_notes(results: ResultSet, reference: Reference) -> list[str]:
+    """The card's state against the reference's: a lower power limit, throttled cases."""
+    from artifact.machine_state import power_note, throttled_note
+
+    return [n for n in (power_note(results, reference), throttled_note(results.cases)) if n]
 
 
 def invalid_note(results: ResultSet) -> Optional[str]:

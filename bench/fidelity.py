@@ -157,6 +157,11 @@ def markdown(doc: dict) -> str:
         f"torch {doc['worker']['torch']}, triton {doc['worker']['triton']}; {doc['rounds']} rounds of "
         f"do_bench_cudagraph(rep={doc['rep_ms']} ms) per case.",
         "",
+        "Regime: triton's do_bench_cudagraph sizes a graph of about rep ms of calls from five eager calls, then "
+        "replays it ten times back to back, per round, with no warm-up of its own beyond those calls; the harness "
+        "warms each case for 250 ms of kernel time and samples in about 1 ms replays (ARTIFACT.md, \"The machine\"). "
+        "Both describe a loaded GPU at the clock its power limit allows; the shortest kernels read the difference.",
+        "",
         f"**{'PASS' if doc['passed'] else 'FAIL'}**: {doc['n_cases'] - doc['n_outside']} of {doc['n_cases']} cases within "
         f"{doc['tol']:.0%} of the unlocked median; harness/unlocked ratio {doc['ratio_min']:.4f} .. {doc['ratio_max']:.4f}.",
         "",

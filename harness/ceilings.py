@@ -36,11 +36,11 @@ TIMING = TimingConfig(target_rel_ci=0.01, min_samples=20, max_samples=1000, min_
 CPU_TIMING = replace(TIMING, min_samples=10, min_time_s=0.02, max_time_s=0.3, warmup_ms=10.0)
 
 
-def _measure(fn: Callable[[], Any], device: str, cfg: TimingConfig) -> tuple[float, float, float, int]:
+def _measure(fn: Callable[[], Any], device: str, cfg: TimingConfig, watch: Any = None) -> tuple[float, float, float, int]:
     from harness import stats
     from harness.timing import measure_cpu, measure_cuda
 
-    rep = (measure_cuda(fn, cfg) if device == "cuda" else measure_cpu(fn, cfg)).repetition
+    rep = (measure_cuda(fn, cfg, watch=watch) if device == "cuda" else measure_cpu(fn, cfg)).repetition
     s = stats.summarize_repetitions([rep.samples_ms], [rep.converged], seed=cfg.seed)
     return s.median_ms, s.ci_low_ms, s.ci_high_ms, s.n_samples
 
@@ -52,12 +52,16 @@ def _ceiling(metric: str, unit: str, dtype: Optional[str], what: str, work: floa
                    median_ms=median, ci_low_ms=lo, ci_high_ms=hi, work=work, n_samples=n)
 
 
-def measure(device: str, gpu_name: Optional[str] = None, *, seed: int = 1234) -> CeilingsRecord:
-    """Both ceilings; one that cannot be measured is recorded under `unavailable`, never raised."""
+def measure(device: str, gpu_name: Optional[str] = None, *, seed: int = 1234, watch: Any = None) -> CeilingsRecord:
+    """Both ceilings; one that cannot be measured is recorded under `unavailable`, never raised.
+    `watch` (harness/machine/watch.py) sees the machine while they are timed: ceilings measured
+    beside another process are recorded as such and used for nothing."""
     import torch
 
     record = CeilingsRecord(created_at=utc_now(), device=device, gpu_name=gpu_name, ceilings=[])
     cfg = replace(TIMING if device == "cuda" else CPU_TIMING, seed=seed)
+    if watch is not None:
+        watch.start()
     gen = torch.Generator(device=device).manual_seed(seed)
     if device == "cuda":
         n, dtype, copy_bytes = GPU_MATMUL_N, torch.float16, GPU_COPY_BYTES
@@ -86,10 +90,12 @@ def measure(device: str, gpu_name: Optional[str] = None, *, seed: int = 1234) ->
             ("memcpy_gbps", "GB/s", None, f"Tensor.copy_ of {mib} MiB, bytes read + written", 2.0 * copy_bytes, 1e9, copy(False)))
     for metric, unit, dt, what, work, scale, make in jobs:
         try:
-            timed = _measure(make(), device, cfg)  # the buffers live as long as the callable
+            timed = _measure(make(), device, cfg, watch)  # the buffers live as long as the callable
             record.ceilings.append(_ceiling(metric, unit, dt, what, work, scale, timed))
         except (RuntimeError, ValueError) as exc:
             record.unavailable[metric] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if device == "cuda":
             torch.cuda.empty_cache()
+    if watch is not None and device == "cuda":
+        record.watch = watch.record()
     return record

@@ -80,6 +80,7 @@ def bench(
     no_census: bool = typer.Option(False, "--no-census", help="Skip the per-case kernel census (torch.profiler)."),
     no_ceilings: bool = typer.Option(False, "--no-ceilings", help="Skip measuring the device's matmul and copy ceilings."),
     shard_of: Optional[str] = typer.Option(None, "--shard", help="Measure shard I of N (I/N) of the plan: cases split by estimated work."),
+    allow_shared_gpu: bool = typer.Option(False, "--allow-shared-gpu", help="Run even though another process is on the GPU (refused by default); every case timed beside it is invalid (shared GPU)."),
 ) -> None:
     """Measure every case of a profile, plan file or flag set; write one result file per case."""
     from harness import plan as planmod
@@ -114,6 +115,10 @@ def bench(
         planmod.from_flags(seqs=seqs, backends=backend_list, batch=batch, heads=heads, head_dim=head_dim,
                            dtype=dtype, causal=causal, cache=cache, device=probe_device, workload=workload)
 
+    from harness.sweep import gate_gpu
+
+    # Before torch and CUDA start: a GPU another process computes on is refused within seconds.
+    gate = gate_gpu(device, allow_shared_gpu)
     dev = devices.resolve(device)
     if profile:
         the_plan = planmod.from_profile(profile, dev)
@@ -146,7 +151,8 @@ def bench(
 
     from harness.sweep import run_sweep
 
-    raise typer.Exit(run_sweep(the_plan, dev, out, resume=resume, progress=not no_progress))
+    raise typer.Exit(run_sweep(the_plan, dev, out, resume=resume, progress=not no_progress,
+                               gate=gate if dev == "cuda" else None, allow_shared=allow_shared_gpu))
 
 
 @app.command()

@@ -108,7 +108,7 @@ def collect(device: str, lock: dict[str, Any], lock_failures: dict[str, str], nv
     state_before = None
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
-        nvml = nvml or Nvml(0)
+        nvml = nvml or Nvml()
         l2 = getattr(props, "L2_cache_size", None)
         if l2 is None:
             unavailable["gpu.l2_bytes"] = "this torch does not report L2_cache_size"

@@ -3,10 +3,11 @@ the reason, never a made-up zero."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
-from harness.records import GpuState
+from harness.records import GpuProcess, GpuState
 
 # Clock-event ("throttle") reason bits, from nvml.h. Idle is normal between kernels and is
 # not a throttle; the rest mean the clocks were held below what the kernel asked for.
@@ -46,16 +47,26 @@ def device_count() -> int:
 class Nvml:
     """A handle on GPU `index`, or an unavailable stub that says why."""
 
-    def __init__(self, index: int = 0):
+    def __init__(self, index: int | None = None, module: Any = None, uuid: str | None = None):
+        """GPU `index` in NVML's numbering; None: the GPU CUDA calls device 0 in this process
+        (NVML ignores CUDA_VISIBLE_DEVICES, so a shard pinned to GPU 3 natively must ask for 3).
+        `module`: a stand-in for pynvml (the tests' fake NVML)."""
         self.error: str | None = None
         self._nv: Any = None
         self._h: Any = None
         try:
-            import pynvml
+            if module is None:
+                import pynvml
+            else:
+                pynvml = module
 
             pynvml.nvmlInit()
             self._nv = pynvml
-            self._h = pynvml.nvmlDeviceGetHandleByIndex(index)
+            first = (os.environ.get("CUDA_VISIBLE_DEVICES") or "").split(",")[0].strip()
+            if uuid is not None or (index is None and first.startswith("GPU-")):
+                self._h = pynvml.nvmlDeviceGetHandleByUUID(uuid or first)
+            else:
+                self._h = pynvml.nvmlDeviceGetHandleByIndex(index if index is not None else (int(first) if first.isdigit() else 0))
         except Exception as exc:  # missing library, no driver, no device: all mean "no NVML"
             self.error = f"NVML unavailable: {type(exc).__name__}: {exc}".strip()
 
@@ -127,6 +138,74 @@ class Nvml:
         sm, mem = self.clocks()
         return self.throttle_reasons(), sm, mem
 
+    def _try(self, fn: Callable[[], Any]) -> Any:
+        """One reading, or None where there is no NVML or the reading fails."""
+        if not self.ok:
+            return None
+        try:
+            return fn()
+        except Exception:
+            return None
+
+    def max_sm_clock(self) -> int | None:
+        return self._try(lambda: int(self._nv.nvmlDeviceGetMaxClockInfo(self._h, getattr(self._nv, "NVML_CLOCK_SM", 1))))
+
+    def power_w(self) -> float | None:
+        """Board power now (NVML averages it over about a second on recent boards), W."""
+        return self._try(lambda: int(self._nv.nvmlDeviceGetPowerUsage(self._h)) / 1000.0)
+
+    def utilization(self) -> int | None:
+        """GPU utilisation, %: the share of NVML's last sample period in which a kernel ran."""
+        return self._try(lambda: int(self._nv.nvmlDeviceGetUtilizationRates(self._h).gpu))
+
+    def processes(self) -> list[GpuProcess]:
+        """Every process with a compute context on this GPU, and MPS clients, as NVML lists them
+        (host PIDs, also inside a container). Raises when NVML cannot list them: the caller must
+        not read "no process" into a failure."""
+        if not self.ok:
+            raise RuntimeError(self.error or "NVML unavailable")
+        nv, h = self._nv, self._h
+        seen: dict[int, GpuProcess] = {}
+        lists = [(False, nv.nvmlDeviceGetComputeRunningProcesses(h))]
+        mps = getattr(nv, "nvmlDeviceGetMPSComputeRunningProcesses", None)
+        if mps is not None:
+            try:
+                lists.append((True, mps(h)))
+            except Exception:
+                pass  # not supported without MPS on some drivers: the compute list still counts
+        for is_mps, procs in lists:
+            for p in procs:
+                pid = int(p.pid)
+                used = getattr(p, "usedGpuMemory", None)
+                mib = None if not isinstance(used, int) or used < 0 or used >= 2**63 else round(used / 2**20, 1)
+                if pid not in seen:
+                    seen[pid] = GpuProcess(pid=pid, used_memory_mib=mib, name=_comm(pid), mps_client=is_mps)
+        if seen:
+            for pid, util in self._process_sm_util().items():
+                if pid in seen:
+                    seen[pid].sm_util_pct = util
+        return [seen[p] for p in sorted(seen)]
+
+    def _process_sm_util(self) -> dict[int, int]:
+        """Per-process SM use over NVML's recent samples, where the driver reports it."""
+        try:
+            samples = self._nv.nvmlDeviceGetProcessUtilization(self._h, 0)
+        except Exception:
+            return {}
+        out: dict[int, int] = {}
+        for s in samples:
+            out[int(s.pid)] = max(out.get(int(s.pid), 0), int(s.smUtil))
+        return out
+
+    def compute_mode(self) -> str | None:
+        if not self.ok:
+            return None
+        try:
+            mode = int(self._nv.nvmlDeviceGetComputeMode(self._h))
+        except Exception:
+            return None
+        return {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}.get(mode, f"unknown_{mode}")
+
     def state(self, unavailable: dict[str, str], prefix: str) -> GpuState:
         nv, h = self._nv, self._h
         r = lambda fn, name: self._read(fn, f"{prefix}.{name}", unavailable)  # noqa: E731
@@ -139,6 +218,8 @@ class Nvml:
         ecc = r(lambda: nv.nvmlDeviceGetEccMode(h)[0], "ecc_enabled")
         mig = r(lambda: nv.nvmlDeviceGetMigMode(h)[0], "mig_enabled")
         persistence = r(lambda: nv.nvmlDeviceGetPersistenceMode(h), "persistence_mode")
+        pm_limit = r(lambda: nv.nvmlDeviceGetPowerManagementLimit(h), "power_management_limit_w")
+        pm_default = r(lambda: nv.nvmlDeviceGetPowerManagementDefaultLimit(h), "power_default_limit_w")
         return GpuState(
             sm_clock_mhz=r(clk(sm), "sm_clock_mhz"),
             sm_clock_max_mhz=r(mx(sm), "sm_clock_max_mhz"),
@@ -151,4 +232,19 @@ class Nvml:
             ecc_enabled=None if ecc is None else bool(ecc),
             mig_enabled=None if mig is None else bool(mig),
             throttle_reasons=self.throttle_reasons(),
+            power_management_limit_w=None if pm_limit is None else pm_limit / 1000.0,
+            power_default_limit_w=None if pm_default is None else pm_default / 1000.0,
+            compute_mode=self.compute_mode(),
         )
+
+
+def _comm(pid: int) -> str | None:
+    """The process's name where this process can see it: not from inside a container, whose
+    /proc numbers another PID namespace than NVML's host PIDs."""
+    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
+        return None
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None

@@ -50,6 +50,13 @@ class TimingConfig:
     warmup_ms: float = 250.0
     batch: int = 10  # samples between stopping-rule checks
     seed: int = 1234
+    # The machine (harness/machine/watch.py). nvbench's rule and defaults: a batch read below
+    # throttle_threshold x the maximum SM clock is discarded and sampling resumes after
+    # throttle_recovery_s (0 turns the check off). A batch beside another process on the GPU is
+    # discarded and the case waits up to shared_wait_s for the GPU to be free, then is invalid.
+    throttle_threshold: float = 0.75
+    throttle_recovery_s: float = 0.05
+    shared_wait_s: float = 10.0
 
 
 @dataclass
@@ -164,6 +171,11 @@ def _make_case(values: dict[str, Any], device: str, where: str) -> CaseSpec:
     return validate_case(CaseSpec(**values), where)
 
 
+_FLOAT_KEYS = ("target_rel_ci", "min_time_s", "max_time_s", "sample_target_ms", "warmup_ms", "throttle_threshold",
+               "throttle_recovery_s", "shared_wait_s")
+_ZERO_OK = ("throttle_threshold", "throttle_recovery_s", "shared_wait_s")  # 0 turns the rule off
+
+
 def _timing_from(data: Any, where: str, base: TimingConfig) -> TimingConfig:
     if data is None:
         return base
@@ -173,13 +185,13 @@ def _timing_from(data: Any, where: str, base: TimingConfig) -> TimingConfig:
     for key, value in data.items():
         if key not in _TIMING_KEYS:
             raise HarnessError(f"{where}.{key}: unknown timing setting; known: {', '.join(sorted(_TIMING_KEYS))}")
-        want = float if key in ("target_rel_ci", "min_time_s", "max_time_s", "sample_target_ms", "warmup_ms") else int
+        want = float if key in _FLOAT_KEYS else int
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (want is int and not isinstance(value, int)):
             raise HarnessError(f"{where}.{key}: must be a {'number' if want is float else 'whole number'}, got {value!r}")
         if not math.isfinite(value):
             # .nan passes every "<= 0" test and .inf never stops sampling; both crashed writing the case.
             raise HarnessError(f"{where}.{key}: must be a finite number, got {value!r}")
-        if value <= 0 and key != "seed":
+        if value <= 0 and key not in ("seed", *_ZERO_OK):
             raise HarnessError(f"{where}.{key}: must be positive, got {value!r}")
         updates[key] = want(value)
     return check_timing(replace(base, **updates), where)
@@ -192,6 +204,12 @@ def check_timing(cfg: TimingConfig, where: str) -> TimingConfig:
             raise HarnessError(f"{where}.{name}: must be a finite number, got {value!r}")
     if not 0 < cfg.target_rel_ci < 1:
         raise HarnessError(f"{where}.target_rel_ci: {cfg.target_rel_ci!r} is not a fraction below 1 (0.01 is 1%)")
+    if not 0 <= cfg.throttle_threshold < 1:
+        raise HarnessError(f"{where}.throttle_threshold: {cfg.throttle_threshold!r} is not a fraction of the maximum SM "
+                           "clock in [0, 1) (0.75 is nvbench's default; 0 turns the check off)")
+    for name, top in (("throttle_recovery_s", 10.0), ("shared_wait_s", 600.0)):
+        if not 0 <= getattr(cfg, name) <= top:
+            raise HarnessError(f"{where}.{name}: {getattr(cfg, name)!r} must be between 0 and {top:g} seconds")
     if cfg.max_samples > MAX_SAMPLES:
         raise HarnessError(f"{where}.max_samples: {cfg.max_samples} exceeds {MAX_SAMPLES} per repetition")
     if cfg.repeats > MAX_REPEATS:

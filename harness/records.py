@@ -91,6 +91,9 @@ class Repetition:
     stop_reason: str  # "converged" | "max_time" | "max_samples"
     rel_halfwidth: Optional[float]  # 95% CI half-width of the median over the median, at stop
     wall_s: float
+    # The SM clock NVML read after each kept batch (schema 5): samples [i*batch, (i+1)*batch) were
+    # timed at batch_sm_mhz[i]; time x clock is the batch's cycles per call. Empty on the CPU.
+    batch_sm_mhz: list[Optional[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +128,12 @@ class ClockStats:
     mem_mhz_median: Optional[float]
     mem_mhz_min: Optional[float]
     mem_mhz_max: Optional[float]
+    # Board power NVML read after each batch, W (schema 5), and the median's cycles per call
+    # (median time x median SM clock): a time that rose with flat cycles is the clock, not the code.
+    power_w_median: Optional[float] = None
+    power_w_min: Optional[float] = None
+    power_w_max: Optional[float] = None
+    cycles_per_call: Optional[float] = None
 
 
 @dataclass
@@ -143,6 +152,9 @@ class Timing:
     # The seed of the summary's bootstrap: the checker recomputes the summary from the raw samples
     # and, with the same seed, gets the same CI (None in files before schema 3: the plan default).
     bootstrap_seed: Optional[int] = None
+    # What state of the machine the numbers describe (schema 5), in words: warm-up, sample
+    # length, what runs between batches, whether the clock was free or locked.
+    regime: Optional[str] = None
 
 
 # --------------------------------------------------------------------------- kernel census
@@ -233,6 +245,35 @@ class Correctness:
 
 
 @dataclass
+class GpuProcess:
+    """A process other than this run's with a compute context on the GPU, as NVML lists it."""
+
+    pid: int  # as NVML reports it: the host's PID, also inside a container
+    used_memory_mib: Optional[float] = None
+    sm_util_pct: Optional[int] = None  # its SM share in NVML's latest per-process sample, where reported
+    name: Optional[str] = None  # /proc/<pid>/comm where this process can see it
+    mps_client: bool = False  # listed as an MPS client
+
+
+@dataclass
+class Watch:
+    """The machine while a case (or the ceilings) was timed: NVML read after every sampling batch
+    (harness/machine/watch.py). A batch that ran beside another process's compute context, or
+    below the throttle threshold, is discarded and measured again; when waiting does not help
+    the samples are kept and the case says so here (schema 5)."""
+
+    batches: int  # batches read (kept and discarded)
+    discarded_foreign: int  # discarded: another process was on the GPU during the batch
+    discarded_throttled: int  # discarded: SM clock below throttle_threshold x the maximum
+    foreign: list[GpuProcess]  # every other process seen on the GPU while timing, first reading each
+    shared: bool  # samples were kept while another process was on the GPU: the case is invalid
+    throttled: bool  # samples were kept below the threshold (the retries ran out)
+    waited_s: float  # time spent waiting for the GPU to be free or the clock to recover
+    sm_mhz_threshold: Optional[float]  # throttle_threshold x the maximum SM clock
+    unavailable: Optional[str] = None  # why NVML could not watch (then nothing was checked)
+
+
+@dataclass
 class CaseResult:
     case: CaseSpec
     status: str  # "ok" | "skipped" | "failed" | "invalid" (STATUSES)
@@ -244,6 +285,7 @@ class CaseResult:
     census: Optional[Census] = None
     # The integrity checks (schema 4 on); None before schema 4, or when the case was not timed.
     integrity: Optional[Integrity] = None
+    watch: Optional[Watch] = None  # the machine while it was timed (schema 5; None on the CPU)
     unavailable: dict[str, str] = field(default_factory=dict)  # field -> why it is None
     # Wall seconds per phase of this case: correctness, memory, warmup (warm-up, calibration,
     # capture), sampling, census. Summed by the launcher into run.json's cost of a reproduction.
@@ -271,6 +313,25 @@ class GpuState:
     ecc_enabled: Optional[bool] = None
     mig_enabled: Optional[bool] = None
     throttle_reasons: list[str] = field(default_factory=list)
+    # Schema 5: the limit set by the administrator (nvidia-smi -pl), the board's default, and
+    # the compute mode (Default | Exclusive_Process | Prohibited).
+    power_management_limit_w: Optional[float] = None
+    power_default_limit_w: Optional[float] = None
+    compute_mode: Optional[str] = None
+
+
+@dataclass
+class MachineGate:
+    """What the harness found on the GPU before it ran anything (env.json `machine`, schema 5;
+    harness/machine/gate.py)."""
+
+    checked: bool  # False: NVML could not list the GPU's processes (`why` says why)
+    foreign: list[GpuProcess]  # other processes with a compute context (or MPS clients)
+    gpu_util_pct: Optional[int]  # GPU utilisation before this run used the GPU
+    allowed_shared: bool  # --allow-shared-gpu was given
+    shared: bool  # the run went ahead with another process on the GPU (allowed)
+    own_pids: list[int] = field(default_factory=list)  # the PID(s) NVML lists for this run
+    why: str = ""  # what was found, in words
 
 
 @dataclass
@@ -307,6 +368,7 @@ class EnvRecord:
     # The hash-locked requirements the environment was installed from (ARTIFACT_LOCK_FILE) and
     # whether the installed versions match them; None (with the reason in `unavailable`) if none.
     package_lock: Optional[PackageLock] = None
+    machine: Optional[MachineGate] = None  # the shared-GPU gate (schema 5; None on the CPU)
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_ENV
 
@@ -350,6 +412,7 @@ class CeilingsRecord:
     ceilings: list[Ceiling]
     unavailable: dict[str, str] = field(default_factory=dict)
     wall_s: Optional[float] = None  # what measuring them cost
+    watch: Optional[Watch] = None  # the machine while they were timed (schema 5): shared -> not used
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_CEILINGS
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import __version__, envlock, stats, workloads
 from harness.integrity import checks, guard
+from harness.machine.watch import Watcher
 from harness.nvml import BENIGN_REASONS, Nvml
 from harness.plan import TimingConfig
 from harness.records import (
@@ -22,10 +23,12 @@ from harness.records import (
     CeilingsRecord,
     ClockStats,
     Correctness,
+    Integrity,
     IntegrityCheck,
     Memory,
     Throughput,
     Timing,
+    Watch,
 )
 from harness.storage import utc_now
 from harness.timing import RepetitionTiming, measure_cpu, measure_cuda
@@ -142,7 +145,7 @@ def _fit_check(spec: CaseSpec, predicted: int) -> None:
         )
 
 
-def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int | None, nvml: Nvml | None,
+def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int | None, watch: Watcher | None,
                       evidence: list[IntegrityCheck]) -> tuple[list[RepetitionTiming], int, float]:
     """Every repetition's timing; the integrity checks of what each one timed go into `evidence`.
     Returns the timings, the refreshes in all and the seconds the checks took (an integrity cost,
@@ -152,7 +155,6 @@ def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int
     from harness.integrity import outputs as outcheck
 
     out = []
-    probe = nvml.sample if nvml is not None and nvml.ok else None
     refreshes, check_s = 0, 0.0
     for rep in range(cfg.repeats):
         # Each repetition gets fresh inputs, fresh allocations and a fresh graph, so the spread
@@ -161,7 +163,7 @@ def _time_repetitions(workload, spec: CaseSpec, cfg: TimingConfig, l2_bytes: int
         _free_memory()
         slots, inputs = outcheck.make_slots(workload, spec, checks.INPUT_SETS)
         if spec.device == "cuda":
-            timing = measure_cuda(slots, cfg, cache=spec.cache, l2_bytes=l2_bytes, probe=probe)
+            timing = measure_cuda(slots, cfg, cache=spec.cache, l2_bytes=l2_bytes, watch=watch)
         else:
             timing = measure_cpu(slots, cfg)
         refreshes += timing.refreshes
@@ -218,20 +220,26 @@ def _integrity_census(workload, spec: CaseSpec, last: RepetitionTiming, median_m
     evidence.append(integrity_census.time_share(timed, median_ms, spec.device))
 
 
-def clock_stats(readings: list[tuple[int | None, int | None]]) -> ClockStats | None:
+def clock_stats(readings: list[tuple[int | None, int | None]], powers: list[float | None] | None = None,
+                median_ms: float | None = None) -> ClockStats | None:
+    """The clocks and power of the kept batches; cycles per call = the median time x the median
+    SM clock (ms x MHz x 1e3)."""
     if not readings:
         return None
     import numpy as np
 
-    def col(i: int) -> tuple[float | None, float | None, float | None]:
-        vals = [v for v in (r[i] for r in readings) if v is not None]
+    def stats3(values: list[float | int | None]) -> tuple[float | None, float | None, float | None]:
+        vals = [v for v in values if v is not None]
         if not vals:
             return None, None, None
         return float(np.median(vals)), float(min(vals)), float(max(vals))
 
-    sm, mem = col(0), col(1)
+    sm, mem = stats3([r[0] for r in readings]), stats3([r[1] for r in readings])
+    pw = stats3(list(powers or []))
+    cycles = None if sm[0] is None or median_ms is None else float(f"{median_ms * sm[0] * 1e3:.6g}")
     return ClockStats(readings=len(readings), sm_mhz_median=sm[0], sm_mhz_min=sm[1], sm_mhz_max=sm[2],
-                      mem_mhz_median=mem[0], mem_mhz_min=mem[1], mem_mhz_max=mem[2])
+                      mem_mhz_median=mem[0], mem_mhz_min=mem[1], mem_mhz_max=mem[2],
+                      power_w_median=pw[0], power_w_min=pw[1], power_w_max=pw[2], cycles_per_call=cycles)
 
 
 def _census(workload, spec: CaseSpec, seed: int, median_ms: float, result: CaseResult, nvml: Nvml | None) -> None:
@@ -255,6 +263,35 @@ def _census(workload, spec: CaseSpec, seed: int, median_ms: float, result: CaseR
         result.timing.summary.flags = sorted(set(result.timing.summary.flags) | {"census_lock_differs"})
 
 
+def regime(spec: CaseSpec, cfg: TimingConfig, method: str) -> str:
+    """The state of the machine a case's numbers describe, in words (ARTIFACT.md, "The machine")."""
+    if spec.device != "cuda":
+        return (f"CPU: {cfg.warmup_ms:g} ms of warm-up calls, then samples of about {cfg.sample_target_ms:g} ms of "
+                "back-to-back calls timed by perf_counter")
+    cache = ("warm L2: back-to-back calls" if spec.cache == "warm"
+             else "cold L2: a buffer of 4x L2 written before each single call")
+    how = "CUDA graph replays" if method == "cuda_graph" else "eager launches"
+    return (f"sustained: {cfg.warmup_ms:g} ms of warm-up kernel time, then {how} of about {cfg.sample_target_ms:g} ms "
+            f"({cache}) between CUDA events, batches of {cfg.batch} with an NVML read between; the SM clock free "
+            f"(as the power limit allows), batches below {cfg.throttle_threshold:g}x its maximum discarded")
+
+
+def invalid_reason(integrity: Integrity, watch: Watch | None) -> str | None:
+    """Why a timed case is invalid, or None. Timed beside another process, the machine is named
+    (SHARED_PREFIX), unless a check that contention cannot explain failed: then the kernel is."""
+    if watch is not None and watch.shared and not checks.kernel_failures(integrity):
+        return shared_reason(watch)
+    return checks.reason(integrity)
+
+
+def shared_reason(w: Watch) -> str:
+    from harness.machine.gate import SHARED_PREFIX, describe
+
+    named = "; ".join(describe(p) for p in w.foreign[:3]) or "work NVML could not attribute to a process"
+    return (f"{SHARED_PREFIX}timed while another process was on the GPU ({named}); {w.discarded_foreign} batch(es) "
+            f"discarded, {w.waited_s:g} s waited for it to leave; rerun on an idle GPU")
+
+
 def run_case(
     spec: CaseSpec,
     timing: TimingConfig,
@@ -264,7 +301,10 @@ def run_case(
     nvml: Nvml | None = None,
     census: bool = True,
     ceilings: CeilingsRecord | None = None,
+    watch: Watcher | None = None,
 ) -> CaseResult:
+    """`watch`: the machine after every sampling batch (harness/machine/watch.py); a case timed
+    beside another process on the GPU is `invalid` (shared GPU), not slow."""
     import time
 
     import torch
@@ -307,7 +347,12 @@ def run_case(
         phase("memory")
         fill_in_force = envlock.fill_uninitialized()
         evidence: list[IntegrityCheck] = []
-        reps, refreshes, check_s = _time_repetitions(workload, spec, timing, l2_bytes, nvml, evidence)
+        if watch is not None:
+            watch.start()
+        reps, refreshes, check_s = _time_repetitions(workload, spec, timing, l2_bytes,
+                                                     watch if spec.device == "cuda" else None, evidence)
+        if watch is not None and spec.device == "cuda":
+            result.watch = watch.record()
         setup = sum(r.setup_s for r in reps)
         phase("timing")
         result.phases_s["warmup"] = round(setup, 4)
@@ -326,9 +371,11 @@ def run_case(
             repetitions=[r.repetition for r in reps],
             summary=summary,
             throttle_reasons=throttles,
-            clocks=clock_stats([c for r in reps for c in r.clock_readings]),
+            clocks=clock_stats([c for r in reps for c in r.clock_readings], [p for r in reps for p in r.power_readings],
+                               summary.median_ms),
             fill_uninitialized_memory=fill_in_force,
             bootstrap_seed=timing.seed,
+            regime=regime(spec, timing, reps[0].method),
         )
         if result.timing.clocks is None:
             result.unavailable["timing.clocks"] = ("run on the CPU" if spec.device != "cuda"
@@ -337,6 +384,9 @@ def run_case(
         sec = summary.median_ms / 1e3
         result.throughput = Throughput(flops=flops, bytes=nbytes, tflops=flops / sec / 1e12, gbps=nbytes / sec / 1e9)
         if census and reps[-1].replay is not None:
+            if watch is not None and spec.device == "cuda":
+                watch.settle()
+                result.watch = watch.record()
             _integrity_census(workload, spec, reps[-1], summary.median_ms, evidence)
         else:
             evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, "not run: no census (census: false in the plan, or --no-census)"))
@@ -351,7 +401,7 @@ def run_case(
             phase("census")
         else:
             result.unavailable["census"] = "not taken (census: false in the plan, or --no-census)"
-        why = checks.reason(result.integrity)
+        why = invalid_reason(result.integrity, result.watch)
         if why:
             result.status, result.reason = "invalid", why
     except CaseSkipped as exc:

@@ -16,9 +16,11 @@ from typing import Optional
 from harness import ceilings, envlock, fingerprint, storage, workloads
 from harness.display import console, reasons, results_table
 from harness.errors import HarnessError, RecordError
+from harness.machine import gate as gatemod
+from harness.machine.watch import Watcher
 from harness.nvml import Nvml
 from harness.plan import Plan
-from harness.records import CaseResult, CeilingsRecord, EnvRecord
+from harness.records import CaseResult, CeilingsRecord, EnvRecord, MachineGate
 from harness.runner import run_case
 
 
@@ -45,7 +47,7 @@ def start_folder(out: Path, device: str, seed: int, *, cpu_threads: Optional[int
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings, failures = envlock.lock(seed, cpu_threads)
-    nvml = Nvml(0) if device == "cuda" else None
+    nvml = Nvml() if device == "cuda" else None
     env = fingerprint.collect(device, settings, failures, nvml=nvml)
     storage.write_record(out / storage.ENV_FILE, env)
     storage.write_manifest(out)
@@ -63,7 +65,45 @@ def _check_external_workloads(plan: Plan) -> None:
                                    f"({', '.join(known)})")
 
 
-def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True) -> int:
+def gate_gpu(device: str, allow_shared: bool) -> Optional[MachineGate]:
+    """The shared-GPU gate, before this process touches the GPU (so every process NVML lists is
+    another's) and before torch is imported: a refusal comes within seconds (SharedGpuError)."""
+    if device == "cpu":
+        return None
+    nvml = Nvml()
+    if not nvml.ok:
+        return None  # no NVML: a CPU run, or a GPU whose state cannot be read (env.json says why)
+    return gatemod.check(nvml, allow_shared)
+
+
+def _watch(plan: Plan, env: EnvRecord, nvml: Optional[Nvml], gate: Optional[MachineGate], allow_shared: bool,
+           out: Path) -> Optional[Watcher]:
+    """After the first CUDA call: which listed process is this run's, recorded in env.json; then
+    the watcher every batch reports to."""
+    if nvml is None or not nvml.ok:
+        env.machine = MachineGate(checked=False, foreign=[], gpu_util_pct=None, allowed_shared=allow_shared, shared=False,
+                                  why=f"not checked: {nvml.error if nvml is not None else 'no NVML'}; another process "
+                                      "on the GPU would not be seen")
+        storage.write_record(out / storage.ENV_FILE, env)
+        storage.write_manifest(out)
+        return None
+    import torch
+
+    torch.zeros(1, device="cuda")
+    torch.cuda.synchronize()
+    if gate is None:
+        gate = gatemod.check(nvml, allow_shared)  # a caller without the early gate
+    env.machine = gatemod.identify_own(nvml, gate, allow_shared)
+    storage.write_record(out / storage.ENV_FILE, env)
+    storage.write_manifest(out)
+    t = plan.timing
+    return Watcher(nvml, env.machine, throttle_threshold=t.throttle_threshold, throttle_recovery_s=t.throttle_recovery_s,
+                   shared_wait_s=t.shared_wait_s)
+
+
+def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True,
+              gate: Optional[MachineGate] = None, allow_shared: bool = False) -> int:
+    """`gate`: the reading of gate_gpu() taken before torch was imported (None: taken here)."""
     out = Path(out)
     if resume:
         from harness import resume as resumemod
@@ -78,6 +118,9 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
     con.print(f"[bold]harness[/] {len(plan.cases)} cases on {where} ({plan.source}) -> {out}")
     for name, why in failures.items():
         con.print(f"[yellow]lock: {name}: {why}[/]")
+    watch = _watch(plan, env, nvml, gate, allow_shared, out) if device == "cuda" else None
+    if env.machine is not None:
+        con.print(f"{'[yellow]' if env.machine.shared or not env.machine.checked else ''}GPU: {env.machine.why}")
     roofs: Optional[CeilingsRecord] = None
     if plan.ceilings and resume and (out / storage.CEILINGS_FILE).is_file():
         try:
@@ -86,7 +129,7 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
             roofs = None
     if plan.ceilings and roofs is None:
         t = time.perf_counter()
-        record = ceilings.measure(device, env.gpu.name if env.gpu else None, seed=plan.timing.seed)
+        record = ceilings.measure(device, env.gpu.name if env.gpu else None, seed=plan.timing.seed, watch=watch)
         roofs = record
         record.wall_s = round(time.perf_counter() - t, 3)
         storage.write_record(out / storage.CEILINGS_FILE, record)
@@ -121,7 +164,7 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
             if bar is not None:
                 bar.update(task, description=f"{label:<18}")
             result = run_case(spec, plan.timing, check_correctness_first=plan.check_correctness, l2_bytes=l2, nvml=nvml,
-                              census=plan.census, ceilings=roofs)
+                              census=plan.census, ceilings=roofs, watch=watch)
             storage.write_case(out, result)
             storage.write_manifest(out)
             results.append(result)

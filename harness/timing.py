@@ -35,6 +35,7 @@ from typing import Any, Optional
 import numpy as np
 
 from harness.integrity.guard import bind
+from harness.machine.watch import Watcher
 from harness.plan import TimingConfig
 from harness.records import Repetition
 from harness.stats import median_ci_distribution_free, median_ci_min_samples
@@ -53,10 +54,6 @@ WARMUP_HOST_CAP_MIN_MS = 1000.0
 # sampling stops after such a batch (the host-clock check then fails the case).
 HOST_EVENT_MISMATCH = 0.1
 HOST_EVENT_SLACK_MS = 5.0
-
-
-# What an NVML probe returns after a batch: clock-event reasons, SM clock MHz, memory clock MHz.
-ProbeReading = tuple[list[str], Optional[int], Optional[int]]
 
 
 @dataclass
@@ -91,6 +88,7 @@ class RepetitionTiming:
     flags: set[str] = field(default_factory=set)
     clock_readings: list[tuple[Optional[int], Optional[int]]] = field(default_factory=list)
     setup_s: float = 0.0  # warm-up, calibration and graph capture before the first sample
+    power_readings: list[Optional[float]] = field(default_factory=list)
     # Per input set, what its last timed call returned, copied right after that set's batch (a
     # later graph sharing the memory pool may reuse the buffer as scratch), and the buffers
     # themselves (for the aliasing check).
@@ -121,6 +119,11 @@ class _Stopper:
         self.t0 = self.clock()
         self.reason = ""
         self.rel: float | None = None
+        self.paused = 0.0  # waits for the machine (harness/machine/watch.py): not sampling time
+
+    def pause(self, seconds: float) -> None:
+        self.t0 += seconds
+        self.paused += seconds
 
     def done(self, samples: list[float]) -> bool:
         cfg = self.cfg
@@ -141,14 +144,15 @@ class _Stopper:
             return False
         return True
 
-    def repetition(self, samples: list[float], inner: int) -> Repetition:
+    def repetition(self, samples: list[float], inner: int, batch_sm_mhz: list[Optional[int]] | None = None) -> Repetition:
         return Repetition(
             samples_ms=samples,
             inner_iters=inner,
             converged=self.reason == "converged",
             stop_reason=self.reason,
             rel_halfwidth=self.rel,
-            wall_s=round(self.clock() - self.t0, 4),
+            wall_s=round(self.clock() - self.t0 + self.paused, 4),
+            batch_sm_mhz=list(batch_sm_mhz or []),
         )
 
 
@@ -270,8 +274,11 @@ def measure_cuda(
     *,
     cache: str = "warm",
     l2_bytes: int | None = None,
-    probe: Callable[[], ProbeReading] | None = None,
+    watch: Watcher | None = None,
 ) -> RepetitionTiming:
+    """`watch`: NVML after every batch; a batch it does not keep (another process on the GPU, a
+    throttled clock) is discarded and sampling goes on after its wait, which the stopping rule
+    does not count as sampling time."""
     import torch
 
     from harness.integrity.outputs import snapshot  # imports this module: not at the top
@@ -340,6 +347,8 @@ def measure_cuda(
     throttles: set[str] = set()
     flags: set[str] = set()
     clocks: list[tuple[Optional[int], Optional[int]]] = []
+    powers: list[Optional[float]] = []
+    batch_sm: list[Optional[int]] = []
     setup_s = t.perf_counter() - t_setup
     stop = _Stopper(cfg)
     samples: list[float] = []
@@ -384,13 +393,21 @@ def measure_cuda(
             # these "device" times include launch overhead (on the H100, eager flash at S=128
             # read several times its graph-replay time; bench/h100/modes/).
             flags.add("host_bound")
-        samples.extend(x / inner for x in batch)
-        if probe is not None:
+        keep = True
+        if watch is not None:
             # Read right after the batch's last event: the clocks have not had time to fall back
             # from their loaded state (they take milliseconds, the read microseconds).
-            reasons, sm_mhz, mem_mhz = probe()
-            throttles.update(reasons)
-            clocks.append((sm_mhz, mem_mhz))
+            waited = watch.waited
+            r = watch.after_batch()
+            stop.pause(watch.waited - waited)
+            keep = r.keep
+            if keep:
+                throttles.update(r.reasons)
+                clocks.append((r.sm_mhz, r.mem_mhz))
+                powers.append(r.power_w)
+                batch_sm.append(r.sm_mhz)
+        if keep or (escaped and not samples):
+            samples.extend(x / inner for x in batch)
         batch_no += 1
         if escaped:
             # The work is not in the events; more samples of nothing would only cost time.
@@ -399,13 +416,13 @@ def measure_cuda(
             stop.reason = stop.reason or "max_time"
             break
         # Every input set is timed at least once, so each one's output is a timed replay's.
-        if batch_no >= n and stop.done(samples):
+        if batch_no >= n and samples and stop.done(samples):
             break
     del flush
-    rep = stop.repetition(samples, inner)
+    rep = stop.repetition(samples, inner, batch_sm if watch is not None else None)
     last = runs[(batch_no - 1) % n]
     host = _host_clock(last, inner, float(np.median(samples)), host_per_replay, t)
-    return RepetitionTiming(rep, method, fallback, warmup_calls, throttles, flags, clocks, setup_s,
+    return RepetitionTiming(rep, method, fallback, warmup_calls, throttles, flags, clocks, setup_s, power_readings=powers,
                             outputs=kept, output_buffers=outputs, refreshes=refreshes, host_clock=host, replay=last)
 
 

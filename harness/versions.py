@@ -20,6 +20,10 @@ Format history, newest last per kind (as pyperf keeps in its _bench.py):
                    rotated, refreshed input sets; census against an eager call; roofline; host
                    clock; timer tampering); a CaseSpec.workload may name a user module
                    ("package.module:ATTR")
+    5  2026-12-07  the machine judged apart (issue 17): env.json `machine` (the shared-GPU gate),
+                   GpuState power limits and compute mode; CaseResult.watch and CeilingsRecord.watch
+                   (other processes and throttled clocks per sampling batch, batches discarded);
+                   Repetition.batch_sm_mhz; ClockStats power and cycles per call
   run, sharded_run, image_archive (host records):
     3  2026-11-30  a kind of its own in this table (numbered with the harness records before);
                    RunInfo.cost (wall and GPU-seconds per phase) may be null
@@ -30,6 +34,8 @@ Format history, newest last per kind (as pyperf keeps in its _bench.py):
     1  first release
     2  ClaimVerdict.not_comparable (what differed from the reference's timing), timing notes
     3  status INVALID with exit code 3 (the folder holds an invalid case; issue 16)
+    4  exit code 4: INVALID because the GPU was shared (issue 17); `cause` (integrity | shared_gpu);
+       a claim on a case timed beside another process is SKIP (not judged), never PASS or FAIL
   comparison:
     1  first release
     2  `ncu`: the candidate's Nsight Compute profile when one was taken (issue 11)
@@ -55,7 +61,7 @@ class RecordKind:
     version: int  # the format this tool writes and the newest it reads
 
 
-HARNESS_VERSION = 4  # case_result, env, manifest, ceilings and the records that follow them
+HARNESS_VERSION = 5  # case_result, env, manifest, ceilings and the records that follow them
 INTEGRITY_SINCE = 4  # the first case_result format with `integrity` and status `invalid`
 
 KINDS: dict[str, RecordKind] = {k.kind: k for k in (
@@ -70,7 +76,7 @@ KINDS: dict[str, RecordKind] = {k.kind: k for k in (
     RecordKind("sharded_run", 3),
     RecordKind("image_archive", 3),
     RecordKind("reference", 2),
-    RecordKind("verdict", 3),
+    RecordKind("verdict", 4),
     RecordKind("comparison", 3),
     RecordKind("tuned_config", 1),
     RecordKind("plan", 1),

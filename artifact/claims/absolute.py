@@ -66,13 +66,15 @@ class AbsoluteClaim(Claim):
         v = judge_numeric(self, self.tolerance, self.reference, est, ci, ABSOLUTE_METRICS[self.metric],
                           self.metric, [cid], ci_level=s.ci_level)
         if v.status == FAIL:
-            note = clock_comparison(case, self.tolerance.derivation)
+            # Time over the reference's time: a throughput is work over time, so its ratio inverts.
+            time_ratio = est / self.reference if self.metric == "median_ms" else self.reference / est
+            note = clock_comparison(case, self.tolerance.derivation, time_ratio)
             v.why += f"; {note}"
             v.details.append(note)
         return v
 
 
-def clock_comparison(case: CaseResult, derivation: Any) -> str:
+def clock_comparison(case: CaseResult, derivation: Any, time_ratio: float | None = None) -> str:
     """How the SM clock of this run, while the case was timed, compares with the reference runs':
     a FAIL with a lower clock is a slower card state (power cap, thermals, another clock
     setting) as much as a slower kernel."""
@@ -83,6 +85,11 @@ def clock_comparison(case: CaseResult, derivation: Any) -> str:
     if mine is None or not mine.sm_mhz_median:
         return f"clocks: this run recorded none (the reference runs ran at {ref['median']:g} MHz)"
     ratio = mine.sm_mhz_median / ref["median"]
+    if time_ratio is not None:
+        from artifact.machine_state import attribution
+
+        return (f"clocks: SM clock {mine.sm_mhz_median:g} MHz while timing, the reference runs' {ref['median']:g} MHz "
+                f"({ratio:.3g}x); " + attribution(time_ratio, ratio))
     spread = f"{mine.sm_mhz_min:g}-{mine.sm_mhz_max:g}" if mine.sm_mhz_min is not None else "?"
     head = (f"clocks: this run's SM clock while timing had median {mine.sm_mhz_median:g} MHz ({spread}), the reference "
             f"runs' {ref['median']:g} MHz ({ref['min']:g}-{ref['max']:g})")

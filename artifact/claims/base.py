@@ -8,7 +8,9 @@ Rules every judge follows:
   when it is not. A case the harness tried and that failed -> FAIL. The verdict says which.
 - A case that is invalid (its timed calls were not shown to do the work, by the harness or by
   artifact/integrity.py) -> FAIL "case <id> is invalid: <reason>", required or not: never PASS
-  on numbers that certify nothing, never SKIP as if the case were merely absent.
+  on numbers that certify nothing, never SKIP as if the case were merely absent. Except a case
+  invalid because it was timed beside another process on the GPU (issue 17): SKIP "not judged",
+  and the verdict is INVALID with exit code 4 whatever its claims say, so it never reads as PASS.
 - Numeric claims record their rule: "point" (the estimate inside the band) or "equivalence" (the
   whole CI inside the band); rankings use "point" or "significant" (the CI of each adjacent ratio
   entirely below 1).
@@ -23,7 +25,7 @@ from typing import Any, ClassVar, Optional
 from artifact.claims.parts import CaseSelector, Scope, TimingSpec, Tolerance, parse_scope
 from artifact.errors import ArtifactError
 from artifact.folder import ResultSet
-from artifact.integrity import why_invalid
+from artifact.integrity import is_shared, why_invalid
 from artifact.textfmt import num
 from artifact.yamlnode import Node
 from harness.records import CaseResult
@@ -178,7 +180,12 @@ class Claim:
 
     def invalid(self, case: CaseResult) -> ClaimVerdict:
         """A case whose timed calls were not shown to do the work: its numbers confirm nothing, so
-        the claim FAILs, optional or not (an optional claim SKIPs only what was not measured)."""
+        the claim FAILs, optional or not (an optional claim SKIPs only what was not measured).
+        A case timed beside another process on the GPU says nothing about the kernel either way:
+        the claim is not judged (SKIP), and the verdict is INVALID with exit code 4."""
+        if is_shared(case):
+            return self.verdict(SKIP, f"not judged: case {case.case.case_id} was timed on a shared GPU "
+                                f"({why_invalid(case).split(';')[0]})", cases=[case.case.case_id])
         return self.verdict(FAIL, f"case {case.case.case_id} is invalid: {why_invalid(case)}", cases=[case.case.case_id])
 
     def incomparable(self, case_id: str, diffs: list[str]) -> ClaimVerdict:

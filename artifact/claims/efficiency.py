@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from artifact.claims.base import FAIL, PASS, Claim, ClaimVerdict, ParseContext
+from artifact.claims.base import FAIL, PASS, SKIP, Claim, ClaimVerdict, ParseContext
 from artifact.claims.parts import CaseSelector, Tolerance, parse_selector, parse_tolerance
 from artifact.folder import ResultSet
+from artifact.integrity import ceilings_shared
 from artifact.yamlnode import Node
 
 CEILING_METRICS = {"matmul_tflops": ("tflops", "TFLOP/s"), "copy_gbps": ("gbps", "GB/s")}
@@ -61,6 +62,9 @@ class EfficiencyClaim(Claim):
             return early
         assert case is not None
         cid = case.case.case_id
+        if ceilings_shared(results.ceilings):
+            return self.verdict(SKIP, "not judged: the ceilings were measured while another process was on the GPU",
+                                cases=[cid])
         ceiling = results.ceilings.get(self.ceiling) if results.ceilings is not None else None
         if ceiling is None:
             why = (results.ceilings.unavailable.get(self.ceiling) if results.ceilings is not None else None) or \

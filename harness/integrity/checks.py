@@ -20,6 +20,10 @@ ROOFLINE = "roofline"
 HOST_CLOCK = "host_clock"
 TIMER_TAMPER = "timer_tamper"
 NAMES = (TIMED_OUTPUTS, OUTPUT_ALIAS, CENSUS_VS_EAGER, CENSUS_TIME, ROOFLINE, HOST_CLOCK, TIMER_TAMPER)
+# The checks that hold whatever else runs on the GPU: what the kernel returned and launched, and
+# its own code. The others compare times, which another process on the GPU distorts; on a case
+# timed beside one, only these make the case the kernel's fault (harness/machine/).
+CONTENTION_PROOF = (TIMED_OUTPUTS, OUTPUT_ALIAS, CENSUS_VS_EAGER, TIMER_TAMPER)
 
 # Input sets rotated between timed batches (each with its own buffers and graph).
 INPUT_SETS = 2
@@ -56,6 +60,8 @@ def host_clock_not_run(why: str) -> IntegrityCheck:
 
 def roofline_check(median_ms: float, flops: float, nbytes: float, ceilings: Optional[CeilingsRecord], *,
                    cache: str, l2_bytes: Optional[int], device: str) -> IntegrityCheck:
+    if ceilings is not None and ceilings.watch is not None and ceilings.watch.shared:
+        return IntegrityCheck(ROOFLINE, None, "not run: the ceilings were measured while another process was on the GPU")
     b = roofline.bound(flops, nbytes, ceilings, cache=cache, l2_bytes=l2_bytes, device=device)
     if b is None:
         return IntegrityCheck(ROOFLINE, None, "no ceilings measured in this run (ceilings: false or --no-ceilings)")
@@ -80,6 +86,11 @@ def assemble(checks: list[IntegrityCheck], input_sets: int, refreshes: int) -> I
     order = {n: i for i, n in enumerate(NAMES)}
     return Integrity(checks=sorted(checks, key=lambda c: order.get(c.name, len(order))), input_sets=input_sets,
                      refreshes=refreshes)
+
+
+def kernel_failures(integrity: Integrity) -> list[IntegrityCheck]:
+    """Failed checks that another process on the GPU cannot explain."""
+    return [c for c in integrity.failed() if c.name in CONTENTION_PROOF]
 
 
 def reason(integrity: Integrity) -> Optional[str]:

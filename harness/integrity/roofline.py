@@ -62,8 +62,9 @@ def _fast_end(work: float, ci_low_ms: float, median_ms: float) -> Optional[float
 
 def bound(flops: float, nbytes: float, ceilings: Optional[CeilingsRecord], *, cache: str,
           l2_bytes: Optional[int], device: str = "cuda") -> Optional[RooflineBound]:
-    """The roofline of one case, or None when the run has no ceiling to hold it to."""
-    if ceilings is None:
+    """The roofline of one case, or None when the run has no ceiling to hold it to (none measured,
+    or measured while another process was on the GPU: contended ceilings are not the card's)."""
+    if ceilings is None or (ceilings.watch is not None and ceilings.watch.shared):
         return None
     compute_ms = memory_ms = None
     mm = ceilings.get("matmul_tflops")

@@ -21,15 +21,19 @@ from harness import stats, storage
 from harness.records import (
     CaseResult,
     CaseSpec,
+    CeilingsRecord,
     Correctness,
     EnvRecord,
     GpuInfo,
+    GpuProcess,
+    GpuState,
     Integrity,
     IntegrityCheck,
     Memory,
     Repetition,
     Throughput,
     Timing,
+    Watch,
     load_record,
 )
 
@@ -226,3 +230,37 @@ def scale_cases(src: Path, dst: Path, factor: float, *, backend: str | None = No
         storage.write_record(p, case)
     storage.write_manifest(dst)
     return dst
+
+
+def shared_watch(pid: int = 424242, mib: float = 714.0, sm: int | None = 62) -> Watch:
+    """What the harness's watch records for a case timed beside another process (issue 17)."""
+    return Watch(batches=12, discarded_foreign=1, discarded_throttled=0,
+                 foreign=[GpuProcess(pid=pid, used_memory_mib=mib, sm_util_pct=sm, name="python3")],
+                 shared=True, throttled=False, waited_s=10.0, sm_mhz_threshold=1485.0)
+
+
+SHARED_WHY = "shared GPU: timed while another process was on the GPU (PID 424242 (python3): 714 MiB, 62% of the SMs)"
+
+
+def with_machine(folder: Path, *, backend: str | None = None, seq: int | None = None, watch: Watch | None = None,
+                 status: str | None = None, reason: str | None = None, ceilings_watch: Watch | None = None,
+                 power_limit_w: float | None = None) -> Path:
+    """Give a schema-4 folder's selected cases (backend and/or seq) a watch record and, when given,
+    a status and reason; its ceilings a watch; its env.json another enforced power limit. Every
+    record becomes schema 5; the manifest is rewritten."""
+    from artifact.folder import write_manifest
+
+    for p in sorted((folder / storage.CASES_DIR).glob("*.json")):
+        case = replace(load_record(p, CaseResult), schema_version=5)
+        if (backend is None or case.case.backend == backend) and (seq is None or case.case.seq == seq) and watch is not None:
+            case = replace(case, watch=watch, status=status or case.status, reason=reason if status else case.reason)
+        storage.write_record(p, case)
+    ceil = folder / storage.CEILINGS_FILE
+    if ceilings_watch is not None and ceil.is_file():
+        storage.write_record(ceil, replace(load_record(ceil, CeilingsRecord), watch=ceilings_watch, schema_version=5))
+    if power_limit_w is not None:
+        env = load_record(folder / storage.ENV_FILE, EnvRecord)
+        state = replace(env.gpu_state_before or GpuState(), power_limit_w=power_limit_w, power_default_limit_w=700.0)
+        storage.write_record(folder / storage.ENV_FILE, replace(env, gpu_state_before=state))
+    write_manifest(folder)
+    return folder
