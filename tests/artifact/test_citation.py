@@ -44,6 +44,14 @@ def test_citation_version_matches_the_package():
     assert re.search(r'^license = \{ text = "' + re.escape(data["license"]) + r'" \}$', pyproject, re.M)
 
 
+def test_the_license_file_is_the_one_the_metadata_names():
+    # CITATION.cff and pyproject.toml say Apache-2.0; the repository carries its full text.
+    data = load_cff((REPO / "CITATION.cff").read_text())
+    text = (REPO / "LICENSE").read_text()
+    assert data["license"] == "Apache-2.0"
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
 @pytest.mark.parametrize("breakage", [
     lambda d: d.pop("authors"),
     lambda d: d.update({"cff-version": "1.2"}),
