@@ -219,6 +219,7 @@ def _run_sharded(harness_args: list[str], *, runtime: str, out: Optional[Path], 
 def gc(
     dry_run: bool = typer.Option(False, "--dry-run", help="List, do not remove."),
     images: bool = typer.Option(False, "--images", help="Also remove this project's untagged (superseded) images."),
+    min_age: float = typer.Option(3600.0, "--min-age", min=0.0, help="With --images: only those older than this many seconds (a younger one may be a stage of a build still running on the engine)."),
 ) -> None:
     """Remove containers the launcher left behind (found by their label), and with --images the
     project's superseded image builds."""
@@ -229,8 +230,9 @@ def gc(
     verb = "would remove" if dry_run else "removed"
     print(f"{verb} {len(names)} container(s){': ' + ', '.join(names) if names else ''}")
     if images:
-        ids, size = runtime_docker.gc_images(client, dry_run=dry_run)
-        print(f"{verb} {len(ids)} untagged image(s) of this project ({size / 1e9:.2f} GB before layer sharing)")
+        ids, size = runtime_docker.gc_images(client, dry_run=dry_run, min_age_s=min_age)
+        print(f"{verb} {len(ids)} untagged image(s) of this project older than {min_age:g} s "
+              f"({size / 1e9:.2f} GB before layer sharing)")
 
 
 def register(app: typer.Typer) -> None:

@@ -323,13 +323,37 @@ def gc(client: Any, dry_run: bool = False) -> list[str]:
 IMAGE_LABELS = ("org.opencontainers.image.title=gpu-kernel-artifact", "org.gpu-kernel-artifact.stage=install")
 
 
-def gc_images(client: Any, dry_run: bool = False) -> tuple[list[str], int]:
-    """Untagged images of this project (superseded builds and their install stages): ids, bytes."""
+# An untagged image younger than this may be a stage of a build still running on the same engine
+# (another checkout's, another session's): removing it broke that build ("unknown parent image
+# ID", issue 19). Superseded builds are older than any build in progress.
+GC_MIN_AGE_S = 3600.0
+
+
+def _age_s(img: Any, now: float) -> float:
+    from datetime import datetime
+
+    created = str(img.attrs.get("Created") or "")
+    try:
+        # Docker writes RFC 3339 with nanoseconds; Python reads microseconds.
+        head, _, frac = created.rstrip("Z").partition(".")
+        stamp = datetime.fromisoformat(head + ("." + frac[:6] if frac else "") + "+00:00").timestamp()
+    except ValueError:
+        return 0.0  # unknown age: treated as new, so kept
+    return now - stamp
+
+
+def gc_images(client: Any, dry_run: bool = False, min_age_s: float = GC_MIN_AGE_S) -> tuple[list[str], int]:
+    """Untagged images of this project (superseded builds and their install stages) older than
+    `min_age_s`: ids, bytes. Younger ones may belong to a build in progress and are kept."""
+    import time
+
+    now = time.time()
     found: dict[str, int] = {}
     with translated("listing the project's untagged images"):
         for label in IMAGE_LABELS:
             for img in client.images.list(filters={"dangling": True, "label": label}):
-                found[img.id] = img.attrs.get("Size") or 0
+                if _age_s(img, now) >= min_age_s:
+                    found[img.id] = img.attrs.get("Size") or 0
     removed = []
     for image_id in found:
         if dry_run:

@@ -221,7 +221,12 @@ def test_gc_images_removes_only_untagged_images_of_this_project(docker_client, o
     dockerfile = f"FROM {base}\nLABEL org.gpu-kernel-artifact.stage=install\nLABEL test.nonce={time.time_ns()}\n"
     stale, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), network_mode="none", rm=True)
     assert stale.tags == []  # untagged, like a superseded build stage
+    # By default an untagged image younger than an hour is kept: it may be a stage of a build
+    # still running on the same engine (another checkout's), which removing it would break.
     proc = artifact_cli("gc", "--images", timeout=120)
+    assert proc.returncode == 0 and "older than 3600 s" in proc.stdout
+    assert stale.id in {i.id for i in docker_client.images.list(all=True)}
+    proc = artifact_cli("gc", "--images", "--min-age", "0", timeout=120)
     assert proc.returncode == 0 and "untagged image(s)" in proc.stdout
     remaining = {i.id for i in docker_client.images.list(all=True)}
     assert stale.id not in remaining

@@ -348,3 +348,25 @@ def test_bad_command_lines_are_one_line_errors(artifact_cli, tmp_path, args, exp
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and expected in errors[0], proc.stderr
     assert not (tmp_path / "o").exists()  # nothing was started, nothing was written
+
+
+def test_gc_images_keeps_untagged_images_younger_than_min_age():
+    # A stage of a build still running on the same engine is young; removing it broke that build.
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    from artifact import runtime_docker
+
+    now = datetime.now(timezone.utc)
+    stamp = lambda age: (now - timedelta(seconds=age)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"  # noqa: E731
+    images = {"old": SimpleNamespace(id="old", attrs={"Created": stamp(7200), "Size": 10}),
+              "young": SimpleNamespace(id="young", attrs={"Created": stamp(60), "Size": 20}),
+              "garbled": SimpleNamespace(id="garbled", attrs={"Created": "yesterday", "Size": 30})}
+    removed: list[str] = []
+    client = SimpleNamespace(images=SimpleNamespace(list=lambda filters: list(images.values()),
+                                                    remove=lambda image_id, noprune: removed.append(image_id)))
+    ids, size = runtime_docker.gc_images(client)
+    assert ids == removed == ["old"] and size == 10
+    removed.clear()
+    ids, _ = runtime_docker.gc_images(client, min_age_s=30)
+    assert sorted(ids) == ["old", "young"]  # an unreadable age counts as new: kept
