@@ -30,6 +30,7 @@ def _check(
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Reference tolerance file, e.g. artifact/references/h200.yaml (default: the shipped references that fit each folder's hardware)."),
     json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON instead of the table."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: each RESULTS_DIR)."),
+    min_checked: float = typer.Option(0.0, "--min-checked", min=0.0, max=1.0, help="Share of each reference's claims that must be judged (PASS or FAIL, not SKIP) for exit 0; fewer: exit 2 (e.g. 1.0 in CI: every claim applies)."),
 ) -> None:
     """Verify the results' hashes, then judge every claim of the reference: PASS, FAIL or SKIP."""
     from artifact import folder as folder_mod
@@ -55,7 +56,7 @@ def _check(
             todo.append((str(folder), rs, note, out or folder))
     rows, codes = [], []
     for label, rs, note, where in todo:
-        verdicts = judge_set(rs, note, where, reference=reference, json_out=json_out)
+        verdicts = judge_set(rs, note, where, reference=reference, json_out=json_out, min_checked=min_checked)
         codes.append(_worst([v.exit_code for i, v in enumerate(verdicts) if v.status != verdictmod.NOT_APPLICABLE or i == 0]))
         for v in verdicts:
             rows.append((v.hardware, label, v.reference_name, v.counts, v.exit_code))
@@ -100,7 +101,7 @@ def print_by_gpu(rows: list[tuple]) -> None:
 
 
 def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None, json_out: bool = False,  # noqa: ANN001
-              say=print) -> list:
+              say=print, min_checked: float = 0.0) -> list:
     """Judge one result set against --reference, or against every shipped reference that fits
     its hardware (the same GPU model first, then those whose claims cover its compute
     capability), saying which and why. The first verdict is verdict.json/md; the others
@@ -124,7 +125,7 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
         t1 = time.perf_counter()
         v = verdictmod.judge_all(results, ref, note)
         v.wall_s = round(time.perf_counter() - t1, 3)
-        other = other_kind(v, ref)
+        other = other_kind(v, ref) or too_few_judged(v, min_checked)
         if other:
             v.status, v.exit_code = verdictmod.NOT_APPLICABLE, verdictmod.EXIT_UNUSABLE
             v.notes.insert(0, other)
@@ -148,6 +149,22 @@ def judge_set(results, note: str, out: Path, *, reference: Optional[Path] = None
         # One line on stderr whatever the output mode: exit 3 or 4 must say why where exit 2 would.
         print(f"{verdictmod.INVALID}: {results.folder}: {invalid.notes[0]}", file=sys.stderr)
     return verdicts
+
+
+def too_few_judged(v, min_checked: float) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict
+    """A PASS that judged fewer claims than --min-checked asks for: an exit 0 a CI job would read as
+    "every claim holds" when most were skipped (out of scope, optional and absent)."""
+    from artifact import verdict as verdictmod
+
+    total = len(v.claims)
+    judged = v.counts.get("PASS", 0) + v.counts.get("FAIL", 0)
+    if v.status != verdictmod.PASS or not total or judged >= min_checked * total:
+        return None
+    skipped = [c for c in v.claims if c.status == "SKIP"]
+    first = f"; first skipped: {skipped[0].claim_id}: {skipped[0].why}" if skipped else ""
+    return (f"only {judged} of {total} claims of {v.reference_name} were judged ({len(skipped)} SKIP{first}); "
+            f"--min-checked {min_checked:g} asks for at least {min_checked:.0%}: check against the reference for this "
+            "hardware, or run what it describes")
 
 
 # How artifact/claims.py says a needed case is not in the folder at all.

@@ -341,3 +341,21 @@ def test_the_verdict_says_when_the_software_is_not_the_references(capsys, tmp_pa
     code, verdict, _ = check(capsys, run, H200_REF)
     note = next(n for n in verdict["notes"] if "other software" in n)
     assert "torch 2.12.0+cu130 (reference 2.11.0" in note and "cudnn version 91000 (reference 91900)" in note
+
+
+def test_min_checked_turns_a_mostly_skipped_pass_into_exit_2(capsys, tmp_path):
+    # An H100 run against h200.yaml: only the compute-capability-9.0 claims apply and PASS; the
+    # H200-only ones SKIP. Exit 0 says "all PASS" to a CI job; --min-checked says how many must apply.
+    h100 = tmp_path / "h100"
+    shutil.copytree(REPO / "bench" / "adversarial" / "h100" / "honest", h100)
+    code, verdict, _ = check(capsys, h100, H200_REF)
+    judged = verdict["counts"]["PASS"] + verdict["counts"]["FAIL"]
+    total = len(verdict["claims"])
+    assert code == 0 and 0 < judged < total
+    code, _, err = check(capsys, h100, H200_REF, "--min-checked", "1")
+    assert code == 2 and err.count("\n") == 1
+    assert f"only {judged} of {total} claims of h200 were judged ({total - judged} SKIP; first skipped: " in err, err
+    assert "--min-checked 1 asks for at least 100%" in err
+    # A run on the reference's own hardware judges every claim: the flag changes nothing.
+    code, verdict, _ = check(capsys, H200_RUNS[0], H200_REF, "--min-checked", "1", "--out", str(tmp_path / "v"))
+    assert code == 0 and verdict["counts"]["SKIP"] == 0
