@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Optional
 
 from artifact.errors import ArtifactError
-from harness import stats, storage, versions
+from harness import plan, stats, storage, versions
 from harness.machine.gate import SHARED_PREFIX
 from harness.plan import TimingConfig
 from harness.records import STATUSES, CaseResult, CaseSpec, CeilingsRecord, Throughput, Timing, TimingSummary
@@ -37,6 +37,9 @@ DEFAULT_BOOTSTRAP_SEED = TimingConfig().seed  # what runs before schema 3 used (
 BOOTSTRAP_RESAMPLES = 10_000  # as harness.runner (summarize_repetitions' default)
 # No plan takes more (plan.MAX_SAMPLES x plan.MAX_REPEATS); more is not a harness case.
 MAX_CASE_SAMPLES = 500_000
+MAX_REPEATS = plan.MAX_REPEATS
+# A day per call: no timed kernel call takes longer, and times near 1e150 overflowed the statistics.
+MAX_SAMPLE_MS = 86_400_000.0
 # Stored deterministic statistics (median, mean, min, max) must match the recomputed ones to
 # rounding; the CI is a bootstrap interval whose method may have been refined since the run was
 # measured, so its bounds need only lie within one CI width (or one timer tick) of the recomputed.
@@ -81,15 +84,19 @@ def recompute_timing(timing: Timing, rel: str) -> Timing:
     reps = timing.repetitions
     if not reps:
         raise _refuse(rel, "timing.repetitions: empty; a timed case has at least one repetition")
+    if len(reps) > MAX_REPEATS:
+        # 4000 one-sample repetitions cost 91 s and 1 GB in the hierarchical bootstrap (issue 19).
+        raise _refuse(rel, f"timing.repetitions: {len(reps)}, more than any plan takes ({MAX_REPEATS})")
     n = sum(len(r.samples_ms) for r in reps)
     if n > MAX_CASE_SAMPLES:
         raise _refuse(rel, f"timing: {n} samples, more than any plan takes ({MAX_CASE_SAMPLES})")
     for i, r in enumerate(reps):
         if not r.samples_ms:
             raise _refuse(rel, f"timing.repetitions[{i}].samples_ms: empty")
-        bad = next((j for j, x in enumerate(r.samples_ms) if not x > 0), None)
+        bad = next((j for j, x in enumerate(r.samples_ms) if not 0 < x <= MAX_SAMPLE_MS), None)
         if bad is not None:
-            raise _refuse(rel, f"timing.repetitions[{i}].samples_ms[{bad}]: {r.samples_ms[bad]!r} is not a positive time")
+            raise _refuse(rel, f"timing.repetitions[{i}].samples_ms[{bad}]: {r.samples_ms[bad]!r} is not a time a "
+                               f"kernel call takes (positive, at most {MAX_SAMPLE_MS:g} ms)")
         if r.inner_iters < 1:
             raise _refuse(rel, f"timing.repetitions[{i}].inner_iters: {r.inner_iters} is not a positive count")
     stored = timing.summary
@@ -219,3 +226,7 @@ def _check_memory(case: CaseResult, rel: str) -> None:
         v = getattr(m, name)
         if v is not None and v < 0:
             raise _refuse(f"{rel}: memory.{name}", f"{v} is negative")
+        if v == 0 and name in ("peak_allocated_bytes", "peak_reserved_bytes") and case.case.device == "cuda":
+            # A case that ran allocated its inputs at least: 0 is not a measurement (the memory
+            # scaling fit took log(0) and ended in the catch-all, issue 19).
+            raise _refuse(f"{rel}: memory.{name}", "0 is not the peak of a case that ran (it allocates its inputs)")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 import types
 import typing
@@ -524,11 +525,51 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Characters no record holds: C0/C1 controls but tab and newlines (a terminal escape sequence in a
+# GPU name or a reason reaches the reviewer's terminal and verdict.md) and the Unicode bidi
+# controls (U+202E made "NVIDIA H200" + U+202E display as H200 while matching no claim).
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+class _Unsafe(ValueError):
+    pass
+
+
+def unsafe_text(value: str) -> Optional[str]:
+    """The first control or bidi character in `value` as U+XXXX, None when there is none."""
+    m = _UNSAFE_CHARS.search(value)
+    return None if m is None else f"U+{ord(m.group(0)):04X}"
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique (json keeps the last of a duplicated key silently, so a
+    second "timing" would replace the first unseen) and whose strings hold no control character."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Unsafe(f"the key {key!r} appears twice in one object (a record has each field once)")
+        texts = [key]
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list):
+            texts += [v for v in value if isinstance(v, str)]
+        for text in texts:
+            bad = unsafe_text(text)
+            if bad:
+                raise _Unsafe(f"field {key!r} holds the control character {bad} (no record holds one)")
+        out[key] = value
+    return out
+
+
 def parse_json_text(text: str, where: str) -> Any:
     """Strict JSON: NaN, Infinity and numbers beyond float range are refused (no record holds
-    them), and nesting deeper than the parser's recursion limit is a RecordError, not a crash."""
+    them), as are duplicated keys and control characters in strings, and nesting deeper than the
+    parser's recursion limit is a RecordError, not a crash."""
     try:
-        return json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_float,
+                          object_pairs_hook=_strict_object)
+    except _Unsafe as exc:
+        raise RecordError(f"{where}: {exc}; not a file the harness wrote") from None
     except json.JSONDecodeError as exc:
         cut = exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string")
         hint = " (truncated? re-run the case, or use --resume)" if cut else ""

@@ -19,6 +19,8 @@ from typing import Any, Optional
 
 import yaml
 
+from harness.records import unsafe_text
+
 MAX_BYTES = 4 * 2**20  # the largest shipped reference is 80 KB
 MAX_NODES = 200_000  # values after expanding aliases; the largest shipped reference has ~20,000
 MAX_DEPTH = 64
@@ -108,6 +110,13 @@ def check_size(root: yaml.Node, max_nodes: int = MAX_NODES, max_depth: int = MAX
             continue
         if key in on_path:
             raise YamlTooBig("an alias refers to the node that contains it (a recursive document)")
+        if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str):
+            bad = unsafe_text(node.value)
+            if bad:
+                # A terminal escape or a bidi override in a claim id or GPU name would reach the
+                # reviewer's terminal and verdict.md, or hide what a string is.
+                raise YamlTooBig(f"line {node.start_mark.line + 1}: a value holds the control character {bad}; "
+                                 "plans and references are plain text")
         on_path.add(key)
         stack.append((node, True))
         for kid in _children(node):
