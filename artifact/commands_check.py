@@ -39,6 +39,11 @@ def _check(
 
     if out is not None and len(results_dirs) > 1:
         raise ArtifactError("--out: give one results folder with it; with several, each gets its own verdict files")
+    if out is not None and out.resolve() != results_dirs[0].resolve() and out.resolve().is_relative_to(results_dirs[0].resolve()):
+        # Verdict files inside the folder's cases/ (or any folder of it) become files its manifest
+        # does not list: the next check of the folder refused it (issue 19).
+        raise ArtifactError(f"--out: {out} is inside the results folder {results_dirs[0]}; give the folder itself "
+                            "(the default) or a folder outside it")
     if reference is not None:
         from artifact.reference import load_reference
 

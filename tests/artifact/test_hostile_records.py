@@ -89,3 +89,17 @@ def test_a_reference_with_a_terminal_escape_in_a_claim_id_is_refused(tmp_path, c
     ref.write_text(H200_REF.read_text().replace("- id: abs-flash-s128", '- id: "abs-flash-s128\\e[2J"', 1))
     code, err, _ = _check(capsys, RUN, ref)
     assert code == 2 and "U+001B" in err and f"{ref}: line " in err, err
+
+
+def test_out_inside_the_results_folder_is_refused_before_anything_is_written(tmp_path, capsys):
+    folder = tmp_path / "run"
+    shutil.copytree(RUN, folder)
+    for inside in (folder / "cases", folder / "cases" / "v", folder / "sub"):
+        code = main(["check", str(folder), "--reference", str(H200_REF), "--out", str(inside)])
+        err = capsys.readouterr().err
+        assert code == 2 and "is inside the results folder" in err and err.count("\n") == 1, err
+    assert not (folder / "cases" / "verdict.json").exists() and not (folder / "sub").exists()
+    # The folder itself (the default) and a folder outside it still work, and the check repeats.
+    for _ in range(2):
+        assert main(["check", str(folder), "--reference", str(H200_REF), "--out", str(folder)]) == 0
+    capsys.readouterr()
