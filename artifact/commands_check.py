@@ -201,6 +201,13 @@ def refuse_unfinished(folder: Path) -> None:
     from artifact.launch import resume_command_of
     from harness import storage
 
+    if not (folder / storage.MANIFEST_FILE).is_file() and folder.is_dir():
+        # A parent of runs (results/): name the runs inside instead of "re-run it" (issue 19).
+        runs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / storage.MANIFEST_FILE).is_file())
+        if runs:
+            named = ", ".join(str(p) for p in runs[:4]) + (f" (and {len(runs) - 4} more)" if len(runs) > 4 else "")
+            raise ArtifactError(f"{folder}: not a results folder but a folder of {len(runs)} run(s): {named}; "
+                                f"check one, or several at once: `artifact check {runs[-1]}`")
     info = load_run_info(folder)
     if info is None or info.status == "completed":
         return

@@ -103,3 +103,13 @@ def test_out_inside_the_results_folder_is_refused_before_anything_is_written(tmp
     for _ in range(2):
         assert main(["check", str(folder), "--reference", str(H200_REF), "--out", str(folder)]) == 0
     capsys.readouterr()
+
+
+def test_a_folder_of_runs_names_the_runs_inside(tmp_path, capsys):
+    parent = tmp_path / "results"
+    for name in ("20261207T1", "20261207T2"):
+        shutil.copytree(RUN, parent / name)
+    code = main(["check", str(parent)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"{parent}: not a results folder but a folder of 2 run(s): {parent / '20261207T1'}, {parent / '20261207T2'}" in err
