@@ -73,8 +73,10 @@ smoke: $(VENV)/.installed
 # artifact lives in $(REPRO_VENV), not on PATH: the last lines say how to call it.
 reproduce: $(REPRO_VENV)/.installed reproduce-image
 	rc=0; $(REPRO_VENV)/bin/artifact reproduce --out results/$(STAMP) $(REPRODUCE_ARGS) || rc=$$?; \
-	echo "next: $(REPRO_VENV)/bin/artifact report results/$(STAMP)"; \
-	echo "      (or: source $(REPRO_VENV)/bin/activate, then artifact ...)"; \
+	if [ $$rc -ne 130 ]; then \
+	  echo "next: $(REPRO_VENV)/bin/artifact report results/$(STAMP)"; \
+	  echo "      (or: source $(REPRO_VENV)/bin/activate, then artifact ...)"; \
+	fi; \
 	exit $$rc
 
 lock:

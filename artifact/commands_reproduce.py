@@ -8,6 +8,7 @@ fitting reference. It says at each step what it chose and why.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -17,18 +18,31 @@ import typer
 from artifact.errors import ArtifactError
 
 
+def this_command() -> str:
+    """How the user reached this CLI: `artifact` when that is on PATH, else the path they ran
+    (`make reproduce` runs .venv-reproduce/bin/artifact, which is not on PATH)."""
+    import shutil
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    found = shutil.which("artifact")
+    if Path(argv0).name == "artifact" and (found is None or Path(found).resolve() != Path(argv0).resolve()):
+        return argv0
+    return "artifact"
+
+
 def reproduce(
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default results/<UTC time>)."),
     runtime: str = typer.Option("auto", help="auto (docker if it can give a GPU, else native), docker, or native."),
     image: Optional[str] = typer.Option(None, help="Image to run in (default: this version's image for the hardware)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would run and be checked; run nothing."),
     gpu_hour_price: Optional[float] = typer.Option(None, "--gpu-hour-price", min=0.0, help="Price of one GPU-hour: say what the run cost."),
+    resume: bool = typer.Option(False, "--resume", help="Complete an interrupted reproduction in --out (finished cases kept), then check it."),
     allow_shared_gpu: bool = typer.Option(False, "--allow-shared-gpu", help="Measure even though another process is on the GPU (refused by default, exit 4); the cases timed beside it are invalid and the verdict INVALID, exit 4."),
 ) -> None:
     """Measure what the shipped reference for this machine describes, then check every fitting reference."""
     from artifact import shipped
     from artifact.commands_check import check_selected
-    from artifact.launch import RunOptions, default_out, launch
+    from artifact.launch import EXIT_INTERRUPTED, RunOptions, default_out, launch
 
     hw = shipped.this_machine()
     sel = shipped.select(hw)
@@ -45,10 +59,16 @@ def reproduce(
     if plan is not None and not plan.is_file():
         raise ArtifactError(f"{plan}: the plan named by {sel.primary.reference.path if sel.primary else 'the selection'} "
                             "is missing; restore it from the repository")
+    if resume and out is None:
+        raise ArtifactError("--resume: give the interrupted run's folder with --out (results/<time>)")
     out = out or default_out()
-    opts = RunOptions(runtime=runtime, out=out, plan=plan, profile=sel.run.profile if plan is None else None,
+    opts = RunOptions(runtime=runtime, out=out, plan=plan, profile=sel.run.profile if plan is None else None, resume=resume,
                       image=image, argv=list(sys.argv), harness_args=["--allow-shared-gpu"] if allow_shared_gpu else [])
     code = launch(opts, echo=lambda s: print(s, flush=True), note=lambda s: print(s, file=sys.stderr, flush=True))
+    if code == EXIT_INTERRUPTED:
+        # The reviewer's next step completes the run and checks it, with the command they ran.
+        again = [this_command(), "reproduce", "--resume", "--out", str(out)] + (["--allow-shared-gpu"] if allow_shared_gpu else [])
+        say(f"interrupted: `{shlex.join(again)}` completes the run and checks it")
     if code:
         raise typer.Exit(code)
     from artifact.folder import load_run_info

@@ -370,3 +370,26 @@ def test_gc_images_keeps_untagged_images_younger_than_min_age():
     removed.clear()
     ids, _ = runtime_docker.gc_images(client, min_age_s=30)
     assert sorted(ids) == ["old", "young"]  # an unreadable age counts as new: kept
+
+
+def test_the_reproduce_resume_hint_names_the_command_that_was_run(monkeypatch, tmp_path):
+    # `make reproduce` runs .venv-reproduce/bin/artifact, which is not on PATH: the hint names it.
+    import shutil
+
+    from artifact import commands_reproduce
+
+    venv_exe = tmp_path / ".venv-reproduce" / "bin" / "artifact"
+    venv_exe.parent.mkdir(parents=True)
+    venv_exe.write_text("")
+    monkeypatch.setattr(commands_reproduce.sys, "argv", [str(venv_exe), "reproduce"])
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert commands_reproduce.this_command() == str(venv_exe)
+    monkeypatch.setattr(shutil, "which", lambda name: str(venv_exe))
+    assert commands_reproduce.this_command() == "artifact"
+
+
+def test_reproduce_resume_needs_the_folder(capsys):
+    from artifact.cli import main
+
+    assert main(["reproduce", "--resume"]) == 2
+    assert "--resume: give the interrupted run's folder with --out" in capsys.readouterr().err
