@@ -48,11 +48,13 @@ def is_member(rel: str, outputs: tuple[str, ...] = ()) -> bool:
 
     Not the manifest (it lists the members), not hidden files (the half-written temp files of
     atomic writes), and not the outputs about the results written into the folder after the run
-    (top-level names starting with one of `outputs`: the host's verdict.*, report.*, plots). A
-    check rewrites those; a manifest that hashed them would refuse the folder at the next check."""
-    if rel == MANIFEST_FILE or any(part.startswith(".") for part in rel.split("/")):
+    (names starting with one of `outputs`, at any depth but inside cases/: the host's verdict.*,
+    report.*, plots, also in each shard of a sharded folder). A check rewrites those; a manifest
+    that hashed them would refuse the folder at the next check."""
+    parts = rel.split("/")
+    if rel == MANIFEST_FILE or any(part.startswith(".") for part in parts):
         return False
-    return not ("/" not in rel and outputs and rel.startswith(outputs))
+    return not (outputs and parts[0] != CASES_DIR and parts[-1].startswith(outputs))
 
 
 def is_case_file(rel: str, outputs: tuple[str, ...] = ()) -> bool:

@@ -61,3 +61,16 @@ def test_a_damaged_run_json_is_one_line_naming_the_file(tmp_path):
     with pytest.raises(Exception) as exc:
         folder.load_results(run)
     assert str(exc.value).startswith(f"{run / folder.RUN_FILE}: runtime: expected a string") and "\n" not in str(exc.value)
+
+
+def test_the_hosts_outputs_are_not_members_at_any_depth_but_cases():
+    # A sharded --each-gpu folder gets verdict files in each shard, and `artifact report A B`
+    # writes report-gpus.md and side-by-side plots: none is a result, so the next check reads on.
+    from artifact.folder import is_member
+
+    for rel in ("verdict.json", "shard-1/verdict.json", "shard-0/verdict-h200.md", "report-gpus.md",
+                "side-by-side-flash-s.svg", "shard-1/report.md", "shard-1/roofline-sdpa.svg"):
+        assert not is_member(rel), rel
+    for rel in ("env.json", "shard-1/env.json", "cases/sdpa-flash-b1.json", "shard-1/cases/x.json", "ceilings.json"):
+        assert is_member(rel), rel
+    assert is_member("cases/verdict.json")  # inside cases/ every file is the results'

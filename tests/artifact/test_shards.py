@@ -46,11 +46,14 @@ def test_two_cpu_shards_split_the_plan_and_check_as_one_run(tmp_path):
     assert (out / "shard-0" / "env.json").is_file() and (out / "shard-1" / "env.json").is_file()
     check = artifact("check", str(out))
     assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    again = artifact("check", str(out))  # the first check's outputs must not make the folder refuse
+    assert again.returncode == 0, again.stderr[-2000:]
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["reference_name"] == "cpu-smoke" and verdict["counts"]["FAIL"] == 0
     # the report of a split run is one report of the merged cases
     report = artifact("report", str(out))
     assert report.returncode == 0, report.stderr[-2000:]
+    assert artifact("check", str(out)).returncode == 0  # nor the report's
     md = (out / "report.md").read_text()
     import re
 
