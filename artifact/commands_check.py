@@ -375,12 +375,25 @@ def stale_verdict(results_dir: Path, fresh) -> Optional[str]:  # noqa: ANN001 - 
         old = verdictmod.load_verdict(path)
     except ArtifactError:
         return f"{path} is not a readable verdict; it was ignored"
-    now = "no verdict (no reference fits)" if fresh is None else f"{fresh.status} ({fresh.reference_name})"
-    if fresh is not None and (old.status, old.counts, old.reference_sha256) == (fresh.status, fresh.counts, fresh.reference_sha256):
+    if fresh is None:
+        return (f"{path} says {old.status} against {old.reference_name}, but no reference fits these results now: "
+                "it was ignored")
+    if (old.status, old.counts, old.reference_sha256) == (fresh.status, fresh.counts, fresh.reference_sha256):
         return None
-    return (f"{path} says {old.status} against {old.reference_name} ({old.counts.get('PASS', 0)} PASS, "
-            f"{old.counts.get('FAIL', 0)} FAIL), but these results judge {now}: it was not written for these results "
-            "(or for this reference) and was ignored")
+
+    def counts(v) -> str:  # noqa: ANN001
+        return ", ".join(f"{v.counts.get(k, 0)} {k}" for k in ("PASS", "FAIL", "SKIP"))
+
+    # Name only what differs: "says PASS ... but these results judge PASS" read as a contradiction.
+    diffs = []
+    if old.status != fresh.status:
+        diffs.append(f"it says {old.status}, these results judge {fresh.status}")
+    if old.counts != fresh.counts:
+        diffs.append(f"it counts {counts(old)}, now {counts(fresh)}")
+    if old.reference_sha256 != fresh.reference_sha256:
+        diffs.append(f"it was judged against another version of {old.reference_name} "
+                     f"(sha256 {old.reference_sha256[:12]}, now {fresh.reference_sha256[:12]})")
+    return f"{path} is out of date ({'; '.join(diffs)}): it was ignored, and the verdict here is judged now"
 
 
 def _derive(

@@ -222,3 +222,27 @@ def test_the_cost_of_a_reproduction_is_summed_from_the_runs_own_phases(tmp_path,
     capsys.readouterr()
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "80 GPU-seconds" in text and "that is 0.0800." in text and "| sampling |" in text
+
+
+def test_an_out_of_date_verdict_is_named_by_what_differs_not_by_a_contradiction(tmp_path):
+    import json
+    import shutil
+
+    from artifact import verdict as verdictmod
+    from artifact.commands_check import stale_verdict
+    from artifact.folder import load_results
+    from artifact.reference import load_reference
+
+    repo = Path(__file__).resolve().parents[2]
+    run = tmp_path / "run"
+    shutil.copytree(repo / "bench" / "h200" / "machine-D" / "run-D1", run)
+    results, note = load_results(run)
+    fresh = verdictmod.judge_all(results, load_reference(repo / "artifact" / "references" / "h200.yaml"), note)
+    verdictmod.write(fresh, run)
+    assert stale_verdict(run, fresh) is None
+    data = json.loads((run / "verdict.json").read_text())
+    data["reference_sha256"] = "0" * 64  # the same PASS, judged against an older reference file
+    (run / "verdict.json").write_text(json.dumps(data))
+    why = stale_verdict(run, fresh)
+    assert why is not None and "another version of h200 (sha256 000000000000" in why
+    assert "says PASS" not in why and "judge PASS" not in why
