@@ -296,6 +296,10 @@ def to_markdown(verdict: Verdict) -> str:
     lines += [f"- Note: {n}" for n in _other_notes(verdict)]
     lines += [
         "",
+        "Columns: *rule* is how the band is judged (point: the estimate inside it; equivalence: the whole "
+        "CI inside it; significant, for rankings: each CI of a ratio clear of 1); *used* is how much of the tolerance the measurement took (over 100%: outside the "
+        "band); a *share* in a claim is a fraction of this run's measured ceiling (ceilings.json).",
+        "",
         "| claim | kind | status | measured [95% CI] | reference (band) | tolerance | rule | used | why |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
