@@ -276,7 +276,10 @@ def _environment(results: ResultSet) -> list[str]:
         ("software", ", ".join(f"{k} {v}" for k, v in sw.items() if v)),
         ("CPU", str(host.get("cpu_model") or "-") + (f" ({host['cpu_count']} logical CPUs)" if host.get("cpu_count") else "")),
         ("OS", str(host.get("os") or "-")),
-        ("in a container", {True: "yes", False: "no", None: "unknown"}[env.in_container]),
+        # Some container, as the harness saw /.dockerenv or its cgroup; whether it was the pinned
+        # image is run.json's to say (the checklist), so a native run in a CI container reads plainly.
+        ("harness process inside a container", {True: "yes (which image: see the checklist)", False: "no",
+                                                None: "unknown"}[env.in_container]),
         ("numerics lock", ", ".join(f"{k}={v}" for k, v in (env.lock or {}).items())),
         ("lock failures", "; ".join(f"{k}: {v}" for k, v in (env.lock_failures or {}).items()) or "none"),
     ]
