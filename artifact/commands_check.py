@@ -57,7 +57,10 @@ def _check(
                 todo.append((f"{folder}" + ("" if label == "merged" else f"/{label}"), rs, note, where))
         else:
             refuse_unfinished(folder)
-            rs, note = folder_mod.load_results(folder)
+            try:
+                rs, note = folder_mod.load_results(folder)
+            except ArtifactError as exc:
+                raise in_progress(folder) or exc from None
             todo.append((str(folder), rs, note, out or folder))
     rows, codes = [], []
     for label, rs, note, where in todo:
@@ -192,6 +195,24 @@ def other_kind(v, ref) -> Optional[str]:  # noqa: ANN001 - verdict.Verdict, refe
     return (f"these results are not of the kind {ref.name} describes{how}: {len(fails)} of {judged} applicable claims "
             f"need cases the folder does not have (first: {fails[0].claim_id}: {fails[0].why.removeprefix('missing: ')}); "
             "check against the reference of the run that made them, or complete an interrupted run with --resume")
+
+
+def in_progress(folder: Path) -> Optional[ArtifactError]:
+    """A folder a sweep is still writing (its manifest says in_progress): the manifest trails the
+    case being written, which read as "the results were edited" (issue 19)."""
+    from harness import storage
+    from harness.errors import RecordError
+    from harness.records import load_json
+
+    try:
+        data = load_json(folder / storage.MANIFEST_FILE)
+    except RecordError:
+        return None
+    if not isinstance(data, dict) or data.get("in_progress") is not True:
+        return None
+    return ArtifactError(f"{folder}: a run is still writing this folder (its manifest says so), or was killed before it "
+                         "finished; check it when the run has ended, or complete it with `harness bench ... --resume` "
+                         "(`artifact run --resume`)")
 
 
 def refuse_unfinished(folder: Path) -> None:

@@ -381,6 +381,9 @@ class Manifest:
     files: dict[str, str]  # relative posix path -> sha256 hex
     created_at: str
     harness_version: str
+    # Schema 5: written true while a sweep runs (after each case), false when it ends: a check of a
+    # folder still being written says so instead of "the results were edited".
+    in_progress: bool = False
     schema_version: int = SCHEMA_VERSION
     kind: str = KIND_MANIFEST
 

@@ -130,10 +130,10 @@ def members(out: Path | str, outputs: tuple[str, ...] = ()) -> Iterator[str]:
             yield rel
 
 
-def write_manifest(out: Path | str, outputs: tuple[str, ...] = ()) -> Manifest:
+def write_manifest(out: Path | str, outputs: tuple[str, ...] = (), in_progress: bool = False) -> Manifest:
     out = Path(out)
     files = {rel: sha256_file(out / rel) for rel in members(out, outputs)}
-    manifest = Manifest(files=files, created_at=utc_now(), harness_version=__version__)
+    manifest = Manifest(files=files, created_at=utc_now(), harness_version=__version__, in_progress=in_progress)
     write_record(out / MANIFEST_FILE, manifest)
     return manifest
 

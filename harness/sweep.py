@@ -41,7 +41,8 @@ class StartedFolder:
     lock_failures: dict[str, str]  # setting -> why it could not be locked
 
 
-def start_folder(out: Path, device: str, seed: int, *, cpu_threads: Optional[int] = None) -> StartedFolder:
+def start_folder(out: Path, device: str, seed: int, *, cpu_threads: Optional[int] = None,
+                 in_progress: bool = False) -> StartedFolder:
     """Lock the environment, fingerprint it, write env.json and the manifest. The lock comes
     first: the fingerprint records the settings as read back, not as requested."""
     out = Path(out)
@@ -50,7 +51,7 @@ def start_folder(out: Path, device: str, seed: int, *, cpu_threads: Optional[int
     nvml = Nvml() if device == "cuda" else None
     env = fingerprint.collect(device, settings, failures, nvml=nvml)
     storage.write_record(out / storage.ENV_FILE, env)
-    storage.write_manifest(out)
+    storage.write_manifest(out, in_progress=in_progress)
     return StartedFolder(env, nvml, failures)
 
 
@@ -85,7 +86,7 @@ def _watch(plan: Plan, env: EnvRecord, nvml: Optional[Nvml], gate: Optional[Mach
                                   why=f"not checked: {nvml.error if nvml is not None else 'no NVML'}; another process "
                                       "on the GPU would not be seen")
         storage.write_record(out / storage.ENV_FILE, env)
-        storage.write_manifest(out)
+        storage.write_manifest(out, in_progress=True)
         return None
     import torch
 
@@ -95,7 +96,7 @@ def _watch(plan: Plan, env: EnvRecord, nvml: Optional[Nvml], gate: Optional[Mach
         gate = gatemod.check(nvml, allow_shared)  # a caller without the early gate
     env.machine = gatemod.identify_own(nvml, gate, allow_shared)
     storage.write_record(out / storage.ENV_FILE, env)
-    storage.write_manifest(out)
+    storage.write_manifest(out, in_progress=True)
     t = plan.timing
     return Watcher(nvml, env.machine, throttle_threshold=t.throttle_threshold, throttle_recovery_s=t.throttle_recovery_s,
                    shared_wait_s=t.shared_wait_s)
@@ -111,7 +112,8 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
         resumemod.check(out, plan, device)  # before start_folder rewrites env.json
     _check_external_workloads(plan)
     con = console()
-    started = start_folder(out, device, plan.timing.seed, cpu_threads=plan.cpu_threads if device == "cpu" else None)
+    started = start_folder(out, device, plan.timing.seed, cpu_threads=plan.cpu_threads if device == "cpu" else None,
+                           in_progress=True)
     env, nvml, failures = started.env, started.nvml, started.lock_failures
     l2 = env.gpu.l2_bytes if env.gpu else None
     where = env.gpu.name if env.gpu else (env.host.get("cpu_model") or "CPU")
@@ -133,7 +135,7 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
         roofs = record
         record.wall_s = round(time.perf_counter() - t, 3)
         storage.write_record(out / storage.CEILINGS_FILE, record)
-        storage.write_manifest(out)
+        storage.write_manifest(out, in_progress=True)
         found = ", ".join(f"{c.metric.split('_')[0]} {c.value:g} {c.unit}" for c in record.ceilings) or "none"
         con.print(f"ceilings: {found} ({time.perf_counter() - t:.1f} s)"
                   + "".join(f"; {k} unavailable: {v}" for k, v in record.unavailable.items()))
@@ -166,7 +168,7 @@ def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progr
             result = run_case(spec, plan.timing, check_correctness_first=plan.check_correctness, l2_bytes=l2, nvml=nvml,
                               census=plan.census, ceilings=roofs, watch=watch)
             storage.write_case(out, result)
-            storage.write_manifest(out)
+            storage.write_manifest(out, in_progress=True)
             results.append(result)
             if bar is not None:
                 bar.advance(task)

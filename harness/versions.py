@@ -23,7 +23,8 @@ Format history, newest last per kind (as pyperf keeps in its _bench.py):
     5  2026-12-07  the machine judged apart (issue 17): env.json `machine` (the shared-GPU gate),
                    GpuState power limits and compute mode; CaseResult.watch and CeilingsRecord.watch
                    (other processes and throttled clocks per sampling batch, batches discarded);
-                   Repetition.batch_sm_mhz; ClockStats power and cycles per call
+                   Repetition.batch_sm_mhz; ClockStats power and cycles per call; Timing.regime;
+                   Manifest.in_progress (true while a sweep writes the folder)
   run, sharded_run, image_archive (host records):
     3  2026-11-30  a kind of its own in this table (numbered with the harness records before);
                    RunInfo.cost (wall and GPU-seconds per phase) may be null

@@ -113,3 +113,22 @@ def test_a_folder_of_runs_names_the_runs_inside(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert f"{parent}: not a results folder but a folder of 2 run(s): {parent / '20261207T1'}, {parent / '20261207T2'}" in err
+
+
+def test_a_folder_a_run_is_still_writing_says_so_not_edited(tmp_path, capsys):
+    from harness import storage
+
+    folder = tmp_path / "run"
+    shutil.copytree(RUN, folder)
+    (folder / "run.json").unlink()  # `artifact run` writes it when the run ends
+    write_manifest(folder)
+    storage.write_manifest(folder, ("verdict.", "report."), in_progress=True)  # as the sweep writes it after a case
+    (folder / "cases" / CASE).write_text((folder / "cases" / CASE).read_text() + " ")  # the next case being written
+    code = main(["check", str(folder), "--reference", str(H200_REF)])
+    err = capsys.readouterr().err
+    assert code == 2 and "a run is still writing this folder" in err and "edit" not in err, err
+    # The finished sweep's manifest says it is done: the same change is then an edit.
+    storage.write_manifest(folder, ("verdict.", "report."))
+    (folder / "cases" / CASE).write_text((folder / "cases" / CASE).read_text() + " ")
+    code = main(["check", str(folder), "--reference", str(H200_REF)])
+    assert code == 2 and "still writing" not in capsys.readouterr().err

@@ -63,6 +63,7 @@ def test_smoke_profile_end_to_end_on_cpu(tmp_path):
     results = storage.load_cases(out)
     assert len(results) == 9
     assert storage.verify_manifest(out) == []
+    assert json.loads((out / "manifest.json").read_text())["in_progress"] is False  # the sweep ended
     ok = [r for r in results if r.status == "ok"]
     assert len(ok) >= 6  # math and default always run on the CPU
     for r in ok:
