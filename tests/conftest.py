@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from testkit import REPO  # noqa: E402 - tests/ is on sys.path here
 
-REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

@@ -11,14 +11,12 @@ import os
 import pkgutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 import artifact
 import harness
-
-REPO = Path(__file__).resolve().parents[1]
 
 # Harness modules that import torch when loaded, because they exist to run kernels in the
 # container. Everything else in harness (records, stats, plan, storage, yamlsafe, compare,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from resultsfolders import L4, cpu_run, l4_run, scale_backend
+from testkit import REPO
 
 from artifact import derive
 from artifact.cli import main
@@ -18,7 +19,6 @@ from artifact.reference import load_reference
 from harness import storage, versions
 from harness.storage import load_env
 
-REPO = Path(__file__).resolve().parents[2]
 CPU_SMOKE = REPO / "artifact" / "references" / "cpu-smoke.yaml"
 CPU_RUNS = Path(__file__).resolve().parent / "data" / "cpu-smoke-runs"
 

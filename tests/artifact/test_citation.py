@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from testkit import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).resolve().parent / "cff-schema-1.2.0.json"
 
 

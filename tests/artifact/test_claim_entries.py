@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testkit import REPO
 
 from artifact import claims as C
 from artifact import derive
 from artifact.claims.parts import CASE_FIELDS, CaseSelector, Scope, Tolerance
 from artifact.reference import load_reference
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = {"workload": "sdpa", "batch": 32, "heads": 8, "head_dim": 64, "dtype": "float16", "causal": False,
             "cache": "warm", "device": "cuda"}
 H100 = "NVIDIA H100 80GB HBM3"

@@ -8,9 +8,9 @@ here is a container on a GPU: ARTIFACT.md says which hardware verified what."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact import doctor
 from artifact.folder import load_run_info
@@ -21,7 +21,7 @@ from harness.storage import load_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
+
 CPU_SMOKE = REPO / "artifact" / "references" / "cpu-smoke.yaml"
 
 # Inside the image: the archs torch was compiled for, and the cubins libtorch_cuda.so really

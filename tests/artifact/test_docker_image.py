@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact import __version__, runtime_docker
 from artifact.gitinfo import git_info
@@ -19,7 +20,6 @@ from harness.storage import sha256_file
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
 import errno, json, os, resource, shutil, socket, importlib.util

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact import __version__, runtime_select
 from artifact.doctor import host_driver
@@ -24,7 +25,7 @@ from harness.storage import load_cases, load_env, verify_manifest
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
+
 SMOKE_CASES = 9  # harness.plan's smoke profile on a CPU: 3 sequence lengths x 3 backends
 # One tiny case for the paths where the measurement itself is not the point.
 TINY = ["--", "--seq", "64", "--backends", "math", "--batch", "1", "--heads", "2", "--head-dim", "16",

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import cliparse
 import pytest
+from testkit import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DOCS = ("README.md", "ARTIFACT.md")
 CPU_RUN = Path(__file__).resolve().parent / "data" / "cpu-smoke-runs" / "run-1"
 REPRO_VENV = ".venv-reproduce"

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact import folder
 from artifact.runinfo import RunInfo
 from harness import storage
 
-REPO = Path(__file__).resolve().parents[2]
 H200_RUN = REPO / "bench" / "h200" / "machine-D" / "run-D1"
 
 

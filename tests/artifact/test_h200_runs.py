@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
+
+from testkit import REPO
 
 from artifact import verdict as verdictmod
 from artifact.reference import load_reference
 from harness.storage import load_env
 
-REPO = Path(__file__).resolve().parents[2]
 H200 = REPO / "bench" / "h200"
 
 

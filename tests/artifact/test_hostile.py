@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from testkit import REPO, copy_run
 
 from harness import stats, storage
 from harness.records import CaseResult, load_record, to_dict
 
-REPO = Path(__file__).resolve().parents[2]
 BASE_RUN = REPO / "bench" / "h200" / "machine-C" / "run-C2"
 H200_REF = REPO / "artifact" / "references" / "h200.yaml"
 CASE = "cases/sdpa-cudnn-b32h8s1024d64-float16-full-warm-cuda.json"
@@ -44,11 +44,6 @@ def hostile(name: str, code: int, text: str):
 
 
 # --------------------------------------------------------------------------- helpers
-def copy_run(root: Path, name: str) -> Path:
-    dst = root / name / "results"
-    shutil.copytree(BASE_RUN, dst)
-    return dst
-
 
 def check_argv(folder: Path, root: Path, name: str, reference: Path = H200_REF) -> tuple:
     out = root / name / "out"
@@ -98,35 +93,35 @@ def samples_case(folder: Path, n: int) -> None:
 # --------------------------------------------------------------------------- results folders
 @hostile("nan-in-summary", 2, "NaN is not valid JSON")
 def _(root):
-    f = copy_run(root, "nan-in-summary")
+    f = copy_run(BASE_RUN, root / "nan-in-summary" / "results")
     edit_json(f, CASE, lambda d: d["timing"]["summary"].__setitem__("median_ms", float("nan")))
     return check_argv(f, root, "nan-in-summary")
 
 
 @hostile("infinity-in-summary", 2, "Infinity is not valid JSON")
 def _(root):
-    f = copy_run(root, "infinity-in-summary")
+    f = copy_run(BASE_RUN, root / "infinity-in-summary" / "results")
     edit_json(f, CASE, lambda d: d["timing"]["summary"].__setitem__("ci_high_ms", float("inf")))
     return check_argv(f, root, "infinity-in-summary")
 
 
 @hostile("number-beyond-float", 2, "1e999 is not a finite number")
 def _(root):
-    f = copy_run(root, "number-beyond-float")
+    f = copy_run(BASE_RUN, root / "number-beyond-float" / "results")
     edit_text(f, CASE, lambda t: t.replace('"mean_ms": ', '"mean_ms": 1e999, "x": ', 1))
     return check_argv(f, root, "number-beyond-float")
 
 
 @hostile("missing-timing", 2, "status ok but no timing")
 def _(root):
-    f = copy_run(root, "missing-timing")
+    f = copy_run(BASE_RUN, root / "missing-timing" / "results")
     edit_json(f, CASE, lambda d: d.pop("timing"))
     return check_argv(f, root, "missing-timing")
 
 
 @hostile("missing-summary-field", 2, "timing.summary.median_ms: missing field")
 def _(root):
-    f = copy_run(root, "missing-summary-field")
+    f = copy_run(BASE_RUN, root / "missing-summary-field" / "results")
     edit_json(f, CASE, lambda d: d["timing"]["summary"].pop("median_ms"))
     return check_argv(f, root, "missing-summary-field")
 
@@ -134,7 +129,7 @@ def _(root):
 @hostile("summary-not-from-samples", 2, "timing.summary.median_ms")
 def _(root):
     # Finding 2: the raw samples 1.2x, the summary left alone, the manifest regenerated.
-    f = copy_run(root, "summary-not-from-samples")
+    f = copy_run(BASE_RUN, root / "summary-not-from-samples" / "results")
     edit_json(f, CASE, lambda d: [r.__setitem__("samples_ms", [x * 1.2 for x in r["samples_ms"]])
                                   for r in d["timing"]["repetitions"]])
     return check_argv(f, root, "summary-not-from-samples")
@@ -142,21 +137,21 @@ def _(root):
 
 @hostile("throughput-not-from-times", 2, "throughput.tflops")
 def _(root):
-    f = copy_run(root, "throughput-not-from-times")
+    f = copy_run(BASE_RUN, root / "throughput-not-from-times" / "results")
     edit_json(f, CASE, lambda d: d["throughput"].__setitem__("tflops", d["throughput"]["tflops"] * 1.3))
     return check_argv(f, root, "throughput-not-from-times")
 
 
 @hostile("negative-rel-error", 2, "correctness.rel_error")
 def _(root):
-    f = copy_run(root, "negative-rel-error")
+    f = copy_run(BASE_RUN, root / "negative-rel-error" / "results")
     edit_json(f, CASE, lambda d: d["correctness"].__setitem__("rel_error", -0.5))
     return check_argv(f, root, "negative-rel-error")
 
 
 @hostile("non-utf8-case", 2, "not UTF-8")
 def _(root):
-    f = copy_run(root, "non-utf8-case")
+    f = copy_run(BASE_RUN, root / "non-utf8-case" / "results")
     p = f / CASE
     p.write_bytes(p.read_bytes().replace(b'"harness_version": "', b'"harness_version": "\xff\xfe', 1))
     storage.write_manifest(f)
@@ -165,7 +160,7 @@ def _(root):
 
 @hostile("non-utf8-env", 2, "env.json: not UTF-8")
 def _(root):
-    f = copy_run(root, "non-utf8-env")
+    f = copy_run(BASE_RUN, root / "non-utf8-env" / "results")
     p = f / "env.json"
     p.write_bytes(p.read_bytes().replace(b'"harness_version": "', b'"harness_version": "\xc3\x28', 1))
     storage.write_manifest(f)
@@ -174,7 +169,7 @@ def _(root):
 
 @hostile("non-utf8-manifest", 2, "manifest.json: not UTF-8")
 def _(root):
-    f = copy_run(root, "non-utf8-manifest")
+    f = copy_run(BASE_RUN, root / "non-utf8-manifest" / "results")
     p = f / "manifest.json"
     p.write_bytes(p.read_bytes().replace(b'"harness_version": "', b'"harness_version": "\x80', 1))
     return check_argv(f, root, "non-utf8-manifest")
@@ -182,7 +177,7 @@ def _(root):
 
 @hostile("json-nested-200000-deep", 2, "nested too deeply")
 def _(root):
-    f = copy_run(root, "json-nested-200000-deep")
+    f = copy_run(BASE_RUN, root / "json-nested-200000-deep" / "results")
     (f / CASE).write_text("[" * 200_000 + "]" * 200_000)
     storage.write_manifest(f)
     return check_argv(f, root, "json-nested-200000-deep")
@@ -190,7 +185,7 @@ def _(root):
 
 @hostile("case-of-50-mb", 2, "larger than 16 MiB")
 def _(root):
-    f = copy_run(root, "case-of-50-mb")
+    f = copy_run(BASE_RUN, root / "case-of-50-mb" / "results")
     p = f / CASE
     text = p.read_text()
     start = text.index('"samples_ms": [') + len('"samples_ms": [')
@@ -202,7 +197,7 @@ def _(root):
 
 @hostile("case-of-600k-samples", 2, "more than any plan takes")
 def _(root):
-    f = copy_run(root, "case-of-600k-samples")
+    f = copy_run(BASE_RUN, root / "case-of-600k-samples" / "results")
     samples_case(f, 600_000)
     return check_argv(f, root, "case-of-600k-samples")
 
@@ -211,21 +206,21 @@ def _(root):
 def _(root):
     # Within the bounds: judged in full, in bounded memory (the claims' bootstrap once asked for
     # 4000 x n indices: 12.8 GB here, 77 GiB for 2.6M samples). Exit 0 or 1, a verdict either way.
-    f = copy_run(root, "case-of-400k-samples-is-judged")
+    f = copy_run(BASE_RUN, root / "case-of-400k-samples-is-judged" / "results")
     samples_case(f, 400_000)
     return check_argv(f, root, "case-of-400k-samples-is-judged")
 
 
 @hostile("manifest-lists-dotdot-path", 2, "leaves the results folder")
 def _(root):
-    f = copy_run(root, "manifest-lists-dotdot-path")
+    f = copy_run(BASE_RUN, root / "manifest-lists-dotdot-path" / "results")
     add_manifest_entry(f, "../" * 30 + "etc/passwd", sha256(Path("/etc/passwd")))
     return check_argv(f, root, "manifest-lists-dotdot-path")
 
 
 @hostile("manifest-lists-absolute-path", 2, "absolute")
 def _(root):
-    f = copy_run(root, "manifest-lists-absolute-path")
+    f = copy_run(BASE_RUN, root / "manifest-lists-absolute-path" / "results")
     add_manifest_entry(f, "/etc/passwd", sha256(Path("/etc/passwd")))
     return check_argv(f, root, "manifest-lists-absolute-path")
 
@@ -233,7 +228,7 @@ def _(root):
 def _linked_outside(root, name: str, rel: str, elsewhere: str):
     """A run whose `rel` is moved out of the folder and replaced by a symbolic link to it (same
     content: the manifest's sha256 matches through the link)."""
-    f = copy_run(root, name)
+    f = copy_run(BASE_RUN, root / name / "results")
     outside = root / name / elsewhere
     shutil.move(f / rel, outside)
     os.symlink(outside, f / rel)
@@ -257,7 +252,7 @@ def _(root):
 
 @hostile("hidden-case-file", 2, "hidden entry")
 def _(root):
-    f = copy_run(root, "hidden-case-file")
+    f = copy_run(BASE_RUN, root / "hidden-case-file" / "results")
     shutil.copy(f / CASE, f / "cases" / ".sdpa-flash-b32h8s8192d64-float16-full-warm-cuda.json")
     storage.write_manifest(f)
     return check_argv(f, root, "hidden-case-file")
@@ -265,28 +260,28 @@ def _(root):
 
 @hostile("fifo-as-a-case", 2, "not a plain file")
 def _(root):
-    f = copy_run(root, "fifo-as-a-case")
+    f = copy_run(BASE_RUN, root / "fifo-as-a-case" / "results")
     os.mkfifo(f / "cases" / "sdpa-flash-b32h8s8192d64-float16-full-warm-cuda.json")
     return check_argv(f, root, "fifo-as-a-case")
 
 
 @hostile("manifest-is-a-list", 2, "expected a JSON object")
 def _(root):
-    f = copy_run(root, "manifest-is-a-list")
+    f = copy_run(BASE_RUN, root / "manifest-is-a-list" / "results")
     (f / "manifest.json").write_text("[]\n")
     return check_argv(f, root, "manifest-is-a-list")
 
 
 @hostile("manifest-digest-not-a-string", 2, "no sha256")
 def _(root):
-    f = copy_run(root, "manifest-digest-not-a-string")
+    f = copy_run(BASE_RUN, root / "manifest-digest-not-a-string" / "results")
     add_manifest_entry(f, "env.json", 5)  # type: ignore[arg-type]
     return check_argv(f, root, "manifest-digest-not-a-string")
 
 
 @hostile("case-file-named-for-another-case", 2, "not the case its file name says")
 def _(root):
-    f = copy_run(root, "case-file-named-for-another-case")
+    f = copy_run(BASE_RUN, root / "case-file-named-for-another-case" / "results")
     shutil.move(f / CASE, f / "cases" / "sdpa-cudnn-b32h8s8192d64-float16-full-warm-cuda.json")
     storage.write_manifest(f)
     return check_argv(f, root, "case-file-named-for-another-case")
@@ -302,7 +297,7 @@ def _(root):
 
 @hostile("twenty-thousand-files", 2, "more than 20000 entries")
 def _(root):
-    f = copy_run(root, "twenty-thousand-files")
+    f = copy_run(BASE_RUN, root / "twenty-thousand-files" / "results")
     junk = f / "junk"
     junk.mkdir()
     for i in range(20_001):
@@ -312,7 +307,7 @@ def _(root):
 
 @hostile("verdict-json-is-a-folder", 2, "cannot write the verdict")
 def _(root):
-    f = copy_run(root, "verdict-json-is-a-folder")
+    f = copy_run(BASE_RUN, root / "verdict-json-is-a-folder" / "results")
     (f / "verdict.json").mkdir()
     return ("artifact", ["check", str(f), "--reference", str(H200_REF)], [f, H200_REF], [f])
 
@@ -320,7 +315,7 @@ def _(root):
 @hostile("symlinked-case-without-reference", 2, "symbolic link")
 def _(root):
     # check without --reference reads the shipped references, and still nothing outside the folder.
-    f = copy_run(root, "symlinked-case-without-reference")
+    f = copy_run(BASE_RUN, root / "symlinked-case-without-reference" / "results")
     outside = root / "symlinked-case-without-reference" / "elsewhere.json"
     shutil.move(f / CASE, outside)
     os.symlink(outside, f / CASE)
@@ -330,7 +325,7 @@ def _(root):
 
 @hostile("report-of-a-nan-folder", 2, "NaN is not valid JSON")
 def _(root):
-    f = copy_run(root, "report-of-a-nan-folder")
+    f = copy_run(BASE_RUN, root / "report-of-a-nan-folder" / "results")
     edit_json(f, CASE, lambda d: d["timing"]["summary"].__setitem__("median_ms", float("nan")))
     out = root / "report-of-a-nan-folder" / "out"
     return ("artifact", ["report", str(f), "--out", str(out)], [f], [out])
@@ -396,7 +391,7 @@ def _(root):
 
 @hostile("reference-is-a-folder", 2, "is a folder")
 def _(root):
-    f = copy_run(root, "reference-is-a-folder")
+    f = copy_run(BASE_RUN, root / "reference-is-a-folder" / "results")
     d = root / "reference-is-a-folder" / "refs"
     d.mkdir()
     return check_argv(f, root, "reference-is-a-folder", d)
@@ -404,7 +399,7 @@ def _(root):
 
 @hostile("reference-is-a-fifo", 2, "not a plain file")
 def _(root):
-    f = copy_run(root, "reference-is-a-fifo")
+    f = copy_run(BASE_RUN, root / "reference-is-a-fifo" / "results")
     fifo = root / "reference-is-a-fifo" / "reference.yaml"
     os.mkfifo(fifo)
     return check_argv(f, root, "reference-is-a-fifo", fifo)
@@ -480,7 +475,7 @@ def _(root):
 # --------------------------------------------------------------------------- derive-reference
 @hostile("derive-from-a-nan-median", 2, "NaN is not valid JSON")
 def _(root):
-    f = copy_run(root, "derive-from-a-nan-median")
+    f = copy_run(BASE_RUN, root / "derive-from-a-nan-median" / "results")
     edit_json(f, CASE, lambda d: d["timing"]["summary"].__setitem__("median_ms", float("nan")))
     out = root / "derive-from-a-nan-median" / "ref.yaml"
     return ("artifact", ["derive-reference", str(f), str(BASE_RUN), "--out", str(out), "--min-runs", "1", "--min-machines", "1"],

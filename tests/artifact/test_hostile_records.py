@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact.cli import main
 from artifact.folder import write_manifest
 
-REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "bench" / "h200" / "machine-D" / "run-D1"
 H200_REF = REPO / "artifact" / "references" / "h200.yaml"
 CASE = "sdpa-cudnn-b32h8s1024d64-float16-full-warm-cuda.json"

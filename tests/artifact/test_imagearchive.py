@@ -13,11 +13,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact import imagearchive
 from artifact.image import image_info
-
-REPO = Path(__file__).resolve().parents[2]
 
 ATTRS = {
     "Architecture": "amd64", "Os": "linux",

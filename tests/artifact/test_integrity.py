@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from resultsfolders import as_schema4, failed_integrity, l4_run, passing_integrity, scale_cases
+from testkit import REPO
 
 from artifact import claims as C
 from artifact import derive, report, report_gpus, shards
@@ -27,7 +28,6 @@ from artifact.reference import load_reference
 from harness.integrity import roofline
 from harness.records import CaseSpec
 
-REPO = Path(__file__).resolve().parents[2]
 H200_REF = REPO / "artifact" / "references" / "h200.yaml"
 RUN = REPO / "bench" / "h200" / "machine-D" / "run-D1"  # a fresh H200 that passes every claim of h200.yaml
 CPU_RUN = Path(__file__).resolve().parent / "data" / "cpu-smoke-runs" / "run-1"

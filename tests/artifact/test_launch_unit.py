@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact import doctor, image, launch, runtime_docker, runtime_select
 from artifact.docker_engine import EngineInfo
@@ -23,8 +24,6 @@ from artifact.image import ImageInfo
 from artifact.runinfo import Attempt, RunInfo
 from harness import versions
 from harness.storage import MANIFEST_FILE, verify_manifest, write_record
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- GPU requests

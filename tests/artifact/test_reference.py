@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from resultsfolders import env_record
+from testkit import REPO
 
 from artifact import claims as C
 from artifact.claims.parts import Scope
@@ -15,8 +16,6 @@ from artifact.cli import main
 from artifact.reference import REFERENCE_VERSION, load_reference
 from artifact.yamlnode import ReferenceFileError
 from harness.records import CaseSpec
-
-REPO = Path(__file__).resolve().parents[2]
 
 GOOD = """\
 schema_version: 1

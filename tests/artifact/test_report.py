@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from resultsfolders import cpu_run, l4_run
+from testkit import REPO
 
 from artifact import derive, plots
 from artifact.cli import main
@@ -16,7 +17,6 @@ from artifact.reference import Peak, load_reference
 from artifact.report import expected_results_markdown, update_document
 from harness import storage
 
-REPO = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"
 PEAK_TFLOPS = 121.0  # a stand-in "measured" L4 peak for these tests, written into the reference file
 

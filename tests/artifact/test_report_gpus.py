@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact.cli import main
 from artifact.folder import load_results
 from artifact.report_gpus import RATIO_RESAMPLES, RATIO_SEED
 from harness import stats
 
-REPO = Path(__file__).resolve().parents[2]
 H200 = REPO / "bench" / "h200" / "machine-D" / "run-D1"
 H100 = REPO / "bench" / "h100" / "fresh-check" / "run-F1"
 

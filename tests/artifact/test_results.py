@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from resultsfolders import scale_cases
+from testkit import REPO, copy_run
 
 from artifact import claims as C
 from artifact import derive, folder
@@ -23,7 +24,6 @@ from artifact.reference import load_reference
 from harness import stats, storage
 from harness.records import CaseResult, CaseSpec, Correctness, load_record
 
-REPO = Path(__file__).resolve().parents[2]
 H200_REF = REPO / "artifact" / "references" / "h200.yaml"
 H200_RUN = REPO / "bench" / "h200" / "machine-C" / "run-C2"
 CASE = "cases/sdpa-cudnn-b32h8s1024d64-float16-full-warm-cuda.json"
@@ -34,11 +34,6 @@ def check(capsys, folder, ref=H200_REF, out=None):
     io = capsys.readouterr()
     return code, (json.loads(io.out) if io.out.strip() else None), io.err
 
-
-def copy_run(tmp_path: Path, name: str = "run") -> Path:
-    dst = tmp_path / name
-    shutil.copytree(H200_RUN, dst)
-    return dst
 
 
 def edit(folder: Path, rel: str, fn) -> None:
@@ -51,7 +46,7 @@ def edit(folder: Path, rel: str, fn) -> None:
 
 # --------------------------------------------------------------------------- finding 2: the raw samples
 def test_samples_scaled_with_the_summary_left_alone_are_refused(tmp_path, capsys):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     edit(run, CASE, lambda d: [r.__setitem__("samples_ms", [x * 1.2 for x in r["samples_ms"]])
                                for r in d["timing"]["repetitions"]])
     code, verdict, err = check(capsys, run, out=tmp_path / "v")
@@ -60,18 +55,18 @@ def test_samples_scaled_with_the_summary_left_alone_are_refused(tmp_path, capsys
 
 
 def test_a_summary_edited_with_the_samples_left_alone_is_refused(tmp_path, capsys):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     edit(run, CASE, lambda d: d["timing"]["summary"].__setitem__("median_ms", d["timing"]["summary"]["median_ms"] / 1.2))
     code, _, err = check(capsys, run, out=tmp_path / "v")
     assert code == 2 and "timing.summary.median_ms" in err
-    run2 = copy_run(tmp_path, "ci")
+    run2 = copy_run(H200_RUN, tmp_path / "ci")
     edit(run2, CASE, lambda d: d["timing"]["summary"].__setitem__("ci_high_ms", d["timing"]["summary"]["ci_high_ms"] * 1.5))
     code, _, err = check(capsys, run2, out=tmp_path / "v2")
     assert code == 2 and "is not the CI of the raw samples" in err
 
 
 def test_work_and_throughput_must_be_what_the_shape_and_times_give(tmp_path, capsys):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     edit(run, CASE, lambda d: d["throughput"].__setitem__("flops", d["throughput"]["flops"] * 2))
     code, _, err = check(capsys, run, out=tmp_path / "v")
     assert code == 2 and "throughput.flops" in err
@@ -136,7 +131,7 @@ def test_a_record_with_a_negative_error_or_a_contradiction_is_refused():
 
 # --------------------------------------------------------------------------- finding 5: inside the folder only
 def test_every_manifest_entry_must_be_a_plain_path_inside_the_folder(tmp_path):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     m = json.loads((run / "manifest.json").read_text())
     for entry, why in (("../env.json", "leaves the results folder"), ("/etc/hostname", "absolute"),
                        ("cases/../env.json", "leaves the results folder"), (".hidden", "a hidden file"),
@@ -150,7 +145,7 @@ def test_every_manifest_entry_must_be_a_plain_path_inside_the_folder(tmp_path):
 
 
 def test_links_and_hidden_files_inside_the_folder_are_refused_too(tmp_path):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     # A link to a file inside the folder is still a link: the folder holds plain files only.
     (run / "cases" / "alias.json").symlink_to(run / CASE)
     assert any("cases/alias.json: a symbolic link" in p for p in storage.verify_manifest(run))
@@ -162,7 +157,7 @@ def test_links_and_hidden_files_inside_the_folder_are_refused_too(tmp_path):
 
 # --------------------------------------------------------------------------- finding 7: derived outputs
 def test_a_resumed_run_does_not_hash_the_verdict_so_checks_can_repeat(tmp_path, capsys):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     assert check(capsys, run)[0] == 0  # verdict.json and verdict.md now lie in the folder
     folder.write_manifest(run)  # what the launcher does after each attempt (run.json)
     listed = json.loads((run / "manifest.json").read_text())["files"]
@@ -206,7 +201,7 @@ def test_derive_records_how_the_cases_were_timed(timed_ref):
 
 
 def test_a_case_whose_graph_capture_failed_is_not_judged_as_comparable(timed_ref, tmp_path, capsys):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     edit(run, CASE, lambda d: d["timing"].update(method="cuda_events", fallback_reason="graph capture failed: operation not permitted"))
     code, verdict, _ = check(capsys, run, timed_ref[0], tmp_path / "v")
     assert code == 1
@@ -225,7 +220,7 @@ def test_a_case_whose_graph_capture_failed_is_not_judged_as_comparable(timed_ref
 
 
 def test_another_number_of_repetitions_is_not_comparable(timed_ref, tmp_path, capsys):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     p = run / CASE
     case = load_record(p, CaseResult)
     s = case.timing.repetitions[0].samples_ms
@@ -243,7 +238,7 @@ def test_another_number_of_repetitions_is_not_comparable(timed_ref, tmp_path, ca
 
 
 def test_a_cold_cache_run_is_named_as_such(timed_ref, tmp_path, capsys):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     p = run / CASE
     case = load_record(p, CaseResult)
     p.unlink()
@@ -286,7 +281,7 @@ def test_derive_gives_no_time_claim_to_a_case_timed_otherwise_in_one_run(tmp_pat
 
 # --------------------------------------------------------------------------- finding 1: report
 def test_report_shows_the_verdict_of_these_results_not_a_verdict_json_it_finds(tmp_path, capsys):
-    good = copy_run(tmp_path, "good")
+    good = copy_run(H200_RUN, tmp_path / "good")
     slow = scale_cases(good, tmp_path / "slow", 1.10, backend="cudnn", seq=1024)
     assert check(capsys, good)[0] == 0  # good/verdict.json: PASS
     assert check(capsys, slow, out=tmp_path / "elsewhere")[0] == 1
@@ -296,12 +291,12 @@ def test_report_shows_the_verdict_of_these_results_not_a_verdict_json_it_finds(t
     io = capsys.readouterr()
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Verdict against the reference: FAIL" in md and "## Verdict against the reference: PASS" not in md
-    assert "verdict.json says PASS" in io.err and "was ignored" in io.err
+    assert "verdict.json is out of date (it says PASS, these results judge FAIL" in io.err and "was ignored" in io.err
     assert "- [ ] verdict FAIL against h200" in md
 
 
 def test_report_rejudges_against_the_reference_check_used(tmp_path, capsys, timed_ref):
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     assert check(capsys, run, timed_ref[0])[0] == 0
     assert main(["report", str(run)]) == 0
     io = capsys.readouterr()
@@ -312,7 +307,7 @@ def test_report_rejudges_against_the_reference_check_used(tmp_path, capsys, time
 
 def test_a_ceiling_must_be_its_work_over_its_time(tmp_path, capsys):
     # A lower matmul ceiling raises every efficiency share: it is derived data like a summary.
-    run = copy_run(tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     edit(run, "ceilings.json", lambda d: d["ceilings"][0].__setitem__("value", d["ceilings"][0]["value"] * 0.8))
     code, _, err = check(capsys, run, out=tmp_path / "v")
     assert code == 2 and "ceilings.json: ceilings[0] (matmul_tflops).value" in err

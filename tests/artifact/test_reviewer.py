@@ -8,15 +8,14 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import cliparse
 import pytest
+from testkit import REPO, copy_run
 
-REPO = Path(__file__).resolve().parents[2]
 REFS = REPO / "artifact" / "references"
 CPU_RUN = Path(__file__).resolve().parent / "data" / "cpu-smoke-runs" / "run-1"
 H200_RUN = REPO / "bench" / "h200" / "machine-D" / "run-D1"
@@ -27,17 +26,10 @@ def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, cwd=REPO)
 
 
-def copy_run(src: Path, tmp_path: Path, name: str = "run") -> Path:
-    dst = tmp_path / name
-    shutil.copytree(src, dst)
-    for f in dst.glob("verdict*"):
-        f.unlink()
-    return dst
-
 
 # --------------------------------------------------------------------------- a mistaken --reference
 def test_mistaken_reference_says_so_once_and_keeps_the_earlier_verdict(tmp_path):
-    run = copy_run(CPU_RUN, tmp_path)
+    run = copy_run(CPU_RUN, tmp_path / "run")
     assert cli("check", str(run)).returncode == 0
     before = (run / "verdict.md").read_text()
     assert "## Verdict: PASS" in before
@@ -55,7 +47,7 @@ def test_mistaken_reference_says_so_once_and_keeps_the_earlier_verdict(tmp_path)
 
 
 def test_a_second_applicable_reference_gets_its_own_verdict_files(tmp_path):
-    run = copy_run(H200_RUN, tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     assert cli("check", str(run), "--reference", str(REFS / "h200.yaml")).returncode == 0
     first = (run / "verdict.json").read_text()
     assert cli("check", str(run), "--reference", str(REFS / "h100.yaml")).returncode == 0
@@ -65,7 +57,7 @@ def test_a_second_applicable_reference_gets_its_own_verdict_files(tmp_path):
 
 # --------------------------------------------------------------------------- SKIPs grouped by reason
 def test_skips_are_grouped_by_reason_behind_the_judged_rows(tmp_path):
-    run = copy_run(H200_RUN, tmp_path)
+    run = copy_run(H200_RUN, tmp_path / "run")
     res = cli("check", str(run), "--reference", str(REFS / "h100.yaml"), env={"COLUMNS": "200"})
     assert res.returncode == 0, res.stderr
     scope = "30 claims out of scope: claim is for NVIDIA H100 80GB HBM3; results ran on NVIDIA H200"
@@ -246,7 +238,7 @@ def flags_run(tmp_path_factory) -> Path:
 
 
 def test_a_folder_of_another_plan_is_not_judged_as_failed(flags_run, tmp_path):
-    run = copy_run(flags_run, tmp_path)
+    run = copy_run(flags_run, tmp_path / "run")
     res = cli("check", str(run), "--reference", str(REFS / "cpu-smoke.yaml"))
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stderr.startswith("error: these results are not of the kind cpu-smoke describes")
@@ -254,7 +246,7 @@ def test_a_folder_of_another_plan_is_not_judged_as_failed(flags_run, tmp_path):
 
 
 def test_harness_resume_refuses_a_folder_of_another_configuration(flags_run, tmp_path):
-    run = copy_run(flags_run, tmp_path)
+    run = copy_run(flags_run, tmp_path / "run")
     before = sorted(p.name for p in (run / "cases").iterdir())
     other = harness("bench", "--out", str(run), "--resume", *FLAGS_RUN[:-5], "--max-time", "0.05", "--target-ci", "0.05",
                     "--no-census", "--no-ceilings", "--no-progress")

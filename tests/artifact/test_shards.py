@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact import shards
 from artifact.errors import ArtifactError
 from harness import plan as planmod
 from harness import storage
 
-REPO = Path(__file__).resolve().parents[2]
 SMOKE_IDS = {c.case_id for c in planmod.from_profile("smoke", "cpu").cases}
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from testkit import REPO
 
 from artifact import shipped
 from artifact.cli import main
 from harness.storage import load_env
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def names(sel):

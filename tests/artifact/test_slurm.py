@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from harness import plan as planmod
 from harness import storage
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

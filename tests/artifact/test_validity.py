@@ -10,11 +10,10 @@ import importlib.util
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+from testkit import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 STUDY = REPO / "bench" / "validity" / "study.py"
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testkit import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / ".github" / "workflows" / "gpu-reproduce.yml"
 
 

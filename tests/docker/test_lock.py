@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testkit import REPO
 
 from harness import lockcheck
 
-REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 # The interpreter and this project itself are recorded in env.json but are not lock entries.
 NOT_LOCKED = {"python", "harness", "gpu-kernel-artifact"}

@@ -17,11 +17,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from artifact import runtime_select
 from harness import lockcheck
 
-REPO = Path(__file__).resolve().parents[2]
 BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)  # the interpreter the test venv was made from
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # One tiny native case: the environment is the point here, not the measurement.

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testkit import REPO
 
 from bench.adversarial.cheats import EXPECTED, GPU_ONLY
 from harness import storage
 from harness.records import CaseResult
 
-REPO = Path(__file__).resolve().parents[2]
 needs_cuda = pytest.mark.skipif(not __import__("torch").cuda.is_available(),
                                 reason="needs a CUDA GPU (run on the device machine: bench/adversarial/run.sh)")
 

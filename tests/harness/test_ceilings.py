@@ -6,14 +6,12 @@ measured there independently."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from testkit import REPO
 
 from harness import ceilings
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_cpu_ceilings_are_measured_and_each_figure_is_its_work_over_its_median():

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from testkit import REPO
 
 from harness import census, envlock
 from harness.census import RawActivity
 from harness.workloads import SDPA_BACKENDS
 
-REPO = Path(__file__).resolve().parents[2]
 H200_RUNS = sorted((REPO / "bench" / "h200").glob("machine-[BC]/run-*"))
 
 

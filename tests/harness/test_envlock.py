@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import torch
+from testkit import REPO
 
 from harness import envlock
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_lock_keeps_determinism_and_switches_the_fill_off():

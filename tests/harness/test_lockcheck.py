@@ -8,13 +8,12 @@ import importlib.metadata
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from harness import lockcheck
 
-REPO = Path(__file__).resolve().parents[2]
 H = "a" * 64
 H2 = "b" * 64
 

@@ -4,16 +4,14 @@ all of them: an older version reads, a newer one is refused in one line naming t
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from test_records import _result
+from testkit import REPO
 
 from harness import plan, versions
 from harness.errors import HarnessError, RecordError
 from harness.records import to_dict
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_record_kind_written_anywhere_is_registered():

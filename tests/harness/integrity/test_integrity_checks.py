@@ -4,16 +4,14 @@ an eager call's, the verdict over the checks (torch-free, exact numbers)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from testkit import REPO
 
 from harness.census import RawActivity, aggregate
 from harness.integrity import census as icensus
 from harness.integrity import checks, roofline
 from harness.records import Ceiling, CeilingsRecord, IntegrityCheck, from_dict
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _ceilings(tflops: float = 600.0, gbps: float = 4000.0) -> CeilingsRecord:
