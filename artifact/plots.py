@@ -150,14 +150,18 @@ def _grid(xa: _Axis, ya: _Axis, x_ticks: Sequence[float], x_tick_labels: Sequenc
 
 
 def _legend(labels: Sequence[str], extra: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """The legend right of the plot; a label may hold newlines (one text line each), since the
+    legend column is about 20 characters wide."""
     out = []
     x = WIDTH - MARGIN_R + 15
+    y = MARGIN_T + 10
     for i, lab in enumerate(labels):
-        y = MARGIN_T + 10 + 20 * i
         out.append(f'<rect x="{x}" y="{y - 9}" width="12" height="12" fill="{PALETTE[i % len(PALETTE)]}"/>')
-        out.append(_text(x + 18, y + 1, lab, anchor="start"))
+        for k, line in enumerate(lab.split("\n")):
+            out.append(_text(x + 18, y + 1 + 14 * k, line, anchor="start"))
+        y += 20 + 14 * lab.count("\n")
     for j, (lab, dash) in enumerate(extra):
-        y = MARGIN_T + 10 + 20 * (len(labels) + j)
+        y = MARGIN_T + 10 + 20 * (len(labels) + j) + 14 * sum(lab_.count("\n") for lab_ in labels)
         out.append(f'<line x1="{x}" y1="{y - 3}" x2="{x + 12}" y2="{y - 3}" stroke="#333" stroke-dasharray="{dash}"/>')
         out.append(_text(x + 18, y + 1, lab, anchor="start"))
     return out

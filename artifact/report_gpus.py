@@ -96,7 +96,7 @@ def build(columns: list[Column], out_dir: Path) -> str:
         invalid = [(i, c) for (_b, _s), per in sorted(rows.items()) for i, c in enumerate(per) if c is not None and c.status == "invalid"]
         if invalid:
             lines += [f"- invalid in column {i}: `{c.case.case_id}`: {why_invalid(c)}" for i, c in invalid] + [""]
-        plots_made = _plots(key, ratios, len(columns), out_dir)
+        plots_made = _plots(key, ratios, columns, out_dir)
         if plots_made:
             lines += ["Each plot: one backend's time on every column relative to column 0, against S, with the "
                       "ratio's 95% CI (1 = the same time as column 0).", ""]
@@ -104,9 +104,20 @@ def build(columns: list[Column], out_dir: Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _plots(key: tuple, ratios: dict[tuple[str, int], list[Any]], n_columns: int, out_dir: Path) -> list[tuple[str, str]]:
-    """One plot per backend: time / time of column 0 against S, a line per other column. The
-    spread between cards is a few percent, invisible on a plot of the times themselves."""
+def legend_name(col: Column) -> str:
+    """A column as a plot legend names it: its folder and the card it ran on (the GPU's UUID
+    prefix tells two cards of one model apart)."""
+    env = col.results.env
+    uuid = (env.gpu.uuid or "") if env.gpu is not None else ""
+    card = uuid.removeprefix("GPU-")[:8] if uuid else (env.host or {}).get("hostname_sha256_8", "")
+    return f"{Path(col.label).name} ({card})" if card else Path(col.label).name
+
+
+def _plots(key: tuple, ratios: dict[tuple[str, int], list[Any]], columns: list[Column], out_dir: Path) -> list[tuple[str, str]]:
+    """One plot per backend: time / time of column 0 against S, a line per other column, named by
+    folder and card. The spread between cards is a few percent, invisible on a plot of the times."""
+    n_columns = len(columns)
+    names = [legend_name(c) for c in columns]
     made = []
     for backend in sorted({b for b, _ in ratios}):
         seqs = sorted(s for b, s in ratios if b == backend)
@@ -114,7 +125,7 @@ def _plots(key: tuple, ratios: dict[tuple[str, int], list[Any]], n_columns: int,
         for j in range(n_columns - 1):
             pts = [(s, ratios[(backend, s)][j]) for s in seqs if ratios[(backend, s)][j] is not None]
             if pts:
-                series.append(plots.Series(f"{j + 1} / 0", [float(s) for s, _ in pts], [ci.estimate for _, ci in pts],
+                series.append(plots.Series(f"{names[j + 1]}\n/ {names[0]}", [float(s) for s, _ in pts], [ci.estimate for _, ci in pts],
                                            [ci.low for _, ci in pts], [ci.high for _, ci in pts]))
         if not series:
             continue

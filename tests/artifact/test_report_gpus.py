@@ -40,8 +40,10 @@ def test_two_gpus_side_by_side_with_the_ratio_ci_from_the_raw_samples(tmp_path, 
     assert svgs and md.count("](side-by-side-") == len(svgs)
     # the cudnn plot draws the same ratio, point for point, as the table
     (svg,) = [p for p in svgs if p.name.startswith("side-by-side-cudnn-")]
+    # The legend names each line by its folder and card (the GPU UUID's prefix), not "1 / 0".
+    label = f"{H100.name} ({b.env.gpu.uuid[4:12]})\n/ {H200.name} ({a.env.gpu.uuid[4:12]})"
     points = {float(c.get("data-x")): float(c.get("data-y")) for c in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}circle")
-              if c.get("data-label") == "1 / 0"}
+              if c.get("data-label") == label}
     assert points[float(h200.case.seq)] == pytest.approx(ci.estimate)
     # each column's verdict against the reference that fits its hardware
     assert re.search(r"\| 0 \| `[^`]*run-D1` \| NVIDIA H200[^|]*\| [^|]+\| [^|]+\| PASS", md), md[:800]
