@@ -53,15 +53,28 @@ def _verdict_lines(folder: Path) -> list[str]:
 
 def allowed(run: Path, log: str) -> list[str]:
     folder = run / "allowed"
-    return ["## b. The same neighbour, `--allow-shared-gpu`", "", f"`make reproduce`: {_scenario_line(log, 'b')}.", "",
-            *_verdict_lines(folder), ""]
+    head = ["## b. A neighbour, `--allow-shared-gpu`", ""]
+    if not (folder / "verdict.json").is_file():
+        return head + ["Not run to the end: the device call ended first (the log shows where).", ""]
+    return head + [f"`make reproduce`: {_scenario_line(log, 'b')}.", "", *_verdict_lines(folder), ""]
 
 
 def midrun(run: Path, log: str) -> list[str]:
     folder = run / "midrun"
     rc = (run / "c-rc.txt").read_text().strip() if (run / "c-rc.txt").is_file() else ""
-    out = ["## c. A neighbour started mid-run for 6 s", "", f"`make reproduce`: {_scenario_line(rc, 'c')}.",
-           "", *_verdict_lines(folder), "",
+    code = re.search(r"Error (\d+)", (run / "c.txt").read_text()) if (run / "c.txt").is_file() else None
+    neighbour = (run / "neighbour-c.txt").read_text().strip() if (run / "neighbour-c.txt").is_file() else "-"
+    out = ["## c. A neighbour started mid-run for 6 s", "",
+           f"`make reproduce`: {_scenario_line(rc, 'c')}; the artifact's exit code {code.group(1) if code else 0} "
+           f"(the worst over every fitting reference). The neighbour: {neighbour}.", "",
+           "The primary reference:", *_verdict_lines(folder), ""]
+    for extra in sorted(folder.glob("verdict-*.json")):
+        v = json.loads(extra.read_text())
+        c = v["counts"]
+        out.append(f"- also {extra.name}: {v['status']}, exit {v['exit_code']}: {c['PASS']} PASS, {c['FAIL']} FAIL, "
+                   f"{c['SKIP']} SKIP")
+    out += ["",
+            "Cases whose watch discarded a batch:", "",
            "| case | batches | discarded (neighbour) | discarded (throttle) | waited s | shared | other processes seen |",
            "|---|---|---|---|---|---|---|"]
     for case in _cases(folder):
@@ -75,7 +88,7 @@ def midrun(run: Path, log: str) -> list[str]:
 
 def cost(log: str) -> list[str]:
     m = re.search(r"^watch: .*$", log, re.M)
-    return ["## What the watch costs", "", m.group(0) if m else "not measured", ""]
+    return ["## What the watch costs", "", m.group(0) if m else "Not measured: the device call ended first.", ""]
 
 
 def main(argv: list[str]) -> int:

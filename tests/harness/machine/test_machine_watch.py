@@ -159,3 +159,33 @@ def test_the_regime_is_written_in_words():
     text = regime(spec, TimingConfig(), "cuda_graph")
     assert text.startswith("sustained: 250 ms of warm-up kernel time, then CUDA graph replays of about 1 ms (warm L2")
     assert "batches below 0.75x its maximum discarded" in text
+
+
+def test_the_committed_gpu_run_is_what_its_files_say():
+    """bench/machine_state/h100/ (an H100, 2026-12-07): SUMMARY.md is generated from the folder,
+    and the run shows the refusal and the mid-run neighbour waited out."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from testkit import REPO
+
+    run = REPO / "bench" / "machine_state" / "h100"
+    committed = (run / "SUMMARY.md").read_text()
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "machine_state" / "summarize.py"), str(run)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "SUMMARY.md").read_text() == committed, "stale: rerun bench/machine_state/summarize.py"
+    a = (run / "a.txt").read_text()
+    assert "Error 4" in a and sum("the GPU is shared" in line for line in a.splitlines()) == 1
+    assert "a. A neighbour computing before the start: refused" in committed
+    seconds = float(committed.split("make's exit 2, ", 1)[1].split(" s wall", 1)[0])
+    assert seconds < 5
+    cases = [json.loads(p.read_text()) for p in sorted((run / "midrun" / "cases").glob("*.json"))]
+    hit = [c for c in cases if c["watch"]["discarded_foreign"]]
+    assert len(hit) == 1 and hit[0]["watch"]["waited_s"] > 5 and not hit[0]["watch"]["shared"]
+    assert all(c["status"] == "ok" and not c["watch"]["shared"] for c in cases)
+    verdict = json.loads((run / "midrun" / "verdict.json").read_text())
+    assert verdict["status"] == "PASS" and verdict["exit_code"] == 0
+    assert Path(run / "midrun" / "env.json").is_file()
