@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from harness.integrity import roofline
-from harness.machine.gate import SHARED_PREFIX, describe
+from harness.machine.gate import SHARED_PREFIX, describe_all
 from harness.records import CaseResult, CeilingsRecord, EnvRecord, GpuProcess
 
 CHECKER_PREFIX = "invalid (checker): "
@@ -74,10 +74,6 @@ def shared_cases(cases: list[CaseResult]) -> list[CaseResult]:
     return [c for c in cases if is_shared(c)]
 
 
-def ceilings_shared(ceilings: Optional[CeilingsRecord]) -> bool:
-    return ceilings is not None and ceilings.watch is not None and ceilings.watch.shared
-
-
 def other_processes(cases: list[CaseResult], ceilings: Optional[CeilingsRecord], env: EnvRecord) -> list[GpuProcess]:
     """Every other process the run saw on the GPU (the gate's and each watch's), first reading each."""
     seen: dict[int, GpuProcess] = {}
@@ -90,11 +86,11 @@ def other_processes(cases: list[CaseResult], ceilings: Optional[CeilingsRecord],
 def shared_note(cases: list[CaseResult], ceilings: Optional[CeilingsRecord], env: EnvRecord) -> Optional[str]:
     """One line naming what shared the GPU and what it touched, None when nothing did."""
     bad = shared_cases(cases)
-    roofs = ceilings_shared(ceilings)
+    roofs = roofline.contended(ceilings)
     if not bad and not roofs:
         return None
     procs = other_processes(cases, ceilings, env)
-    named = "; ".join(describe(p) for p in procs[:3]) or "work NVML could not attribute to a process"
+    named = describe_all(procs) or "work NVML could not attribute to a process"
     touched = [f"{len(bad)} case(s)"] if bad else []
     if roofs:
         touched.append("the ceilings (so no roofline or efficiency claim is judged)")

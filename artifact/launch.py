@@ -20,11 +20,11 @@ from artifact.errors import ArtifactError
 from artifact.folder import load_run_info, write_run_info
 from artifact.gitinfo import git_info
 from artifact.runinfo import Attempt, RunInfo, host_facts, run_cost
+from harness.machine.gate import EXIT_SHARED_GPU
 from harness.storage import CASES_DIR, ENV_FILE, utc_now
 
 EXIT_TIMEOUT = 124  # as coreutils' timeout
 EXIT_INTERRUPTED = 130
-EXIT_SHARED_GPU = 4  # harness/machine/gate.py: another process is on the GPU
 LOG_FILE = "run.log"
 
 

@@ -300,14 +300,15 @@ def _environment(results: ResultSet) -> list[str]:
 
 
 def _sharing_item(results: ResultSet) -> tuple[bool, str]:
-    from artifact.integrity import ceilings_shared, shared_cases
+    from artifact.integrity import shared_cases
+    from harness.integrity.roofline import contended
 
     gate = results.env.machine
     if gate is None:
         return results.env.device == "cpu", ("CPU run: no GPU to share" if results.env.device == "cpu"
                                              else "the GPU's other processes were not checked (a harness before issue 17)")
     shared = shared_cases(results.cases)
-    if shared or ceilings_shared(results.ceilings):
+    if shared or contended(results.ceilings):
         return False, f"the GPU was shared: {len(shared)} case(s) timed beside another process (invalid: shared GPU)"
     if not gate.checked:
         return False, f"other processes on the GPU could not be watched: {gate.why}"

@@ -37,7 +37,6 @@ DEFAULT_BOOTSTRAP_SEED = TimingConfig().seed  # what runs before schema 3 used (
 BOOTSTRAP_RESAMPLES = 10_000  # as harness.runner (summarize_repetitions' default)
 # No plan takes more (plan.MAX_SAMPLES x plan.MAX_REPEATS); more is not a harness case.
 MAX_CASE_SAMPLES = 500_000
-MAX_REPEATS = plan.MAX_REPEATS
 # A day per call: no timed kernel call takes longer, and times near 1e150 overflowed the statistics.
 MAX_SAMPLE_MS = 86_400_000.0
 # Stored deterministic statistics (median, mean, min, max) must match the recomputed ones to
@@ -84,9 +83,9 @@ def recompute_timing(timing: Timing, rel: str) -> Timing:
     reps = timing.repetitions
     if not reps:
         raise _refuse(rel, "timing.repetitions: empty; a timed case has at least one repetition")
-    if len(reps) > MAX_REPEATS:
+    if len(reps) > plan.MAX_REPEATS:
         # 4000 one-sample repetitions cost 91 s and 1 GB in the hierarchical bootstrap (issue 19).
-        raise _refuse(rel, f"timing.repetitions: {len(reps)}, more than any plan takes ({MAX_REPEATS})")
+        raise _refuse(rel, f"timing.repetitions: {len(reps)}, more than any plan takes ({plan.MAX_REPEATS})")
     n = sum(len(r.samples_ms) for r in reps)
     if n > MAX_CASE_SAMPLES:
         raise _refuse(rel, f"timing: {n} samples, more than any plan takes ({MAX_CASE_SAMPLES})")

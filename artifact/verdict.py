@@ -36,13 +36,15 @@ from artifact.reference import Reference
 from artifact.textfmt import env_hardware, num
 from harness import storage, versions
 from harness.errors import RecordError
+from harness.machine import gate
 from harness.records import from_dict, load_json
 
 KIND_VERDICT = "verdict"  # its version and format history: harness/versions.py
 VERDICT_JSON = "verdict.json"
 VERDICT_MD = "verdict.md"
 
-EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE, EXIT_INVALID, EXIT_SHARED_GPU = 0, 1, 2, 3, 4
+EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE, EXIT_INVALID = 0, 1, 2, 3
+EXIT_SHARED_GPU = gate.EXIT_SHARED_GPU  # 4, as the harness's refusal of a shared GPU
 NOT_APPLICABLE = "NOT_APPLICABLE"
 INVALID = "INVALID"
 # Combining exit codes: the first of these present wins.

@@ -188,6 +188,8 @@ def load_yaml(path: Path) -> tuple[Node, str]:
         data = yamlsafe.load(text, _Loader)
     except yamlsafe.YamlTooBig as exc:
         raise ReferenceFileError(f"{path}: {exc}; a reference file is written out plainly (no anchors needed)") from None
+    except yamlsafe.YamlUnsafeText as exc:
+        raise ReferenceFileError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         line, column, problem = yamlsafe.syntax_error(exc)
         at = f"{line}: column {column}: " if line is not None else "1: "

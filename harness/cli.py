@@ -115,7 +115,7 @@ def bench(
         planmod.from_flags(seqs=seqs, backends=backend_list, batch=batch, heads=heads, head_dim=head_dim,
                            dtype=dtype, causal=causal, cache=cache, device=probe_device, workload=workload)
 
-    from harness.sweep import gate_gpu
+    from harness.machine.gate import gate_gpu
 
     # Before torch and CUDA start: a GPU another process computes on is refused within seconds.
     gate = gate_gpu(device, allow_shared_gpu)

@@ -198,11 +198,8 @@ class Nvml:
         return out
 
     def compute_mode(self) -> str | None:
-        if not self.ok:
-            return None
-        try:
-            mode = int(self._nv.nvmlDeviceGetComputeMode(self._h))
-        except Exception:
+        mode = self._try(lambda: int(self._nv.nvmlDeviceGetComputeMode(self._h)))
+        if mode is None:
             return None
         return {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}.get(mode, f"unknown_{mode}")
 

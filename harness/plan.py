@@ -236,6 +236,8 @@ def from_yaml(path: Path | str, device: str) -> Plan:
         data = yamlsafe.load(text)
     except yamlsafe.YamlTooBig as exc:
         raise HarnessError(f"{path}: {exc}; write the plan out plainly") from None
+    except yamlsafe.YamlUnsafeText as exc:
+        raise HarnessError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         line, column, problem = yamlsafe.syntax_error(exc)
         at = f" at line {line} column {column}" if line is not None else ""

@@ -285,9 +285,9 @@ def invalid_reason(integrity: Integrity, watch: Watch | None) -> str | None:
 
 
 def shared_reason(w: Watch) -> str:
-    from harness.machine.gate import SHARED_PREFIX, describe
+    from harness.machine.gate import SHARED_PREFIX, describe_all
 
-    named = "; ".join(describe(p) for p in w.foreign[:3]) or "work NVML could not attribute to a process"
+    named = describe_all(w.foreign) or "work NVML could not attribute to a process"
     return (f"{SHARED_PREFIX}timed while another process was on the GPU ({named}); {w.discarded_foreign} batch(es) "
             f"discarded, {w.waited_s:g} s waited for it to leave; rerun on an idle GPU")
 
@@ -347,12 +347,12 @@ def run_case(
         phase("memory")
         fill_in_force = envlock.fill_uninitialized()
         evidence: list[IntegrityCheck] = []
-        if watch is not None:
-            watch.start()
-        reps, refreshes, check_s = _time_repetitions(workload, spec, timing, l2_bytes,
-                                                     watch if spec.device == "cuda" else None, evidence)
-        if watch is not None and spec.device == "cuda":
-            result.watch = watch.record()
+        machine = watch if spec.device == "cuda" else None  # the watch is NVML's: GPU cases only
+        if machine is not None:
+            machine.start()
+        reps, refreshes, check_s = _time_repetitions(workload, spec, timing, l2_bytes, machine, evidence)
+        if machine is not None:
+            result.watch = machine.record()
         setup = sum(r.setup_s for r in reps)
         phase("timing")
         result.phases_s["warmup"] = round(setup, 4)
@@ -384,9 +384,9 @@ def run_case(
         sec = summary.median_ms / 1e3
         result.throughput = Throughput(flops=flops, bytes=nbytes, tflops=flops / sec / 1e12, gbps=nbytes / sec / 1e9)
         if census and reps[-1].replay is not None:
-            if watch is not None and spec.device == "cuda":
-                watch.settle()
-                result.watch = watch.record()
+            if machine is not None:
+                machine.settle()
+                result.watch = machine.record()
             _integrity_census(workload, spec, reps[-1], summary.median_ms, evidence)
         else:
             evidence.append(IntegrityCheck(checks.CENSUS_VS_EAGER, None, "not run: no census (census: false in the plan, or --no-census)"))

@@ -66,17 +66,6 @@ def _check_external_workloads(plan: Plan) -> None:
                                    f"({', '.join(known)})")
 
 
-def gate_gpu(device: str, allow_shared: bool) -> Optional[MachineGate]:
-    """The shared-GPU gate, before this process touches the GPU (so every process NVML lists is
-    another's) and before torch is imported: a refusal comes within seconds (SharedGpuError)."""
-    if device == "cpu":
-        return None
-    nvml = Nvml()
-    if not nvml.ok:
-        return None  # no NVML: a CPU run, or a GPU whose state cannot be read (env.json says why)
-    return gatemod.check(nvml, allow_shared)
-
-
 def _watch(plan: Plan, env: EnvRecord, nvml: Optional[Nvml], gate: Optional[MachineGate], allow_shared: bool,
            out: Path) -> Optional[Watcher]:
     """After the first CUDA call: which listed process is this run's, recorded in env.json; then
@@ -88,12 +77,12 @@ def _watch(plan: Plan, env: EnvRecord, nvml: Optional[Nvml], gate: Optional[Mach
         storage.write_record(out / storage.ENV_FILE, env)
         storage.write_manifest(out, in_progress=True)
         return None
+    if gate is None:
+        gate = gatemod.check(nvml, allow_shared)  # a caller without the early gate (cli.bench has it)
     import torch
 
-    torch.zeros(1, device="cuda")
+    torch.zeros(1, device="cuda")  # this run's context: now NVML lists its own PID
     torch.cuda.synchronize()
-    if gate is None:
-        gate = gatemod.check(nvml, allow_shared)  # a caller without the early gate
     env.machine = gatemod.identify_own(nvml, gate, allow_shared)
     storage.write_record(out / storage.ENV_FILE, env)
     storage.write_manifest(out, in_progress=True)
@@ -104,7 +93,7 @@ def _watch(plan: Plan, env: EnvRecord, nvml: Optional[Nvml], gate: Optional[Mach
 
 def run_sweep(plan: Plan, device: str, out: Path, *, resume: bool = False, progress: bool = True,
               gate: Optional[MachineGate] = None, allow_shared: bool = False) -> int:
-    """`gate`: the reading of gate_gpu() taken before torch was imported (None: taken here)."""
+    """`gate`: the reading of machine.gate.gate_gpu() taken before torch was imported (None: taken here)."""
     out = Path(out)
     if resume:
         from harness import resume as resumemod

@@ -28,7 +28,7 @@ as not converged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -144,7 +144,7 @@ class _Stopper:
             return False
         return True
 
-    def repetition(self, samples: list[float], inner: int, batch_sm_mhz: list[Optional[int]] | None = None) -> Repetition:
+    def repetition(self, samples: list[float], inner: int, batch_sm_mhz: Sequence[Optional[int]] = ()) -> Repetition:
         return Repetition(
             samples_ms=samples,
             inner_iters=inner,
@@ -152,7 +152,7 @@ class _Stopper:
             stop_reason=self.reason,
             rel_halfwidth=self.rel,
             wall_s=round(self.clock() - self.t0 + self.paused, 4),
-            batch_sm_mhz=list(batch_sm_mhz or []),
+            batch_sm_mhz=list(batch_sm_mhz),
         )
 
 
@@ -348,7 +348,6 @@ def measure_cuda(
     flags: set[str] = set()
     clocks: list[tuple[Optional[int], Optional[int]]] = []
     powers: list[Optional[float]] = []
-    batch_sm: list[Optional[int]] = []
     setup_s = t.perf_counter() - t_setup
     stop = _Stopper(cfg)
     samples: list[float] = []
@@ -397,15 +396,13 @@ def measure_cuda(
         if watch is not None:
             # Read right after the batch's last event: the clocks have not had time to fall back
             # from their loaded state (they take milliseconds, the read microseconds).
-            waited = watch.waited
             r = watch.after_batch()
-            stop.pause(watch.waited - waited)
+            stop.pause(r.waited_s)
             keep = r.keep
             if keep:
                 throttles.update(r.reasons)
                 clocks.append((r.sm_mhz, r.mem_mhz))
                 powers.append(r.power_w)
-                batch_sm.append(r.sm_mhz)
         if keep or (escaped and not samples):
             samples.extend(x / inner for x in batch)
         batch_no += 1
@@ -419,7 +416,7 @@ def measure_cuda(
         if batch_no >= n and samples and stop.done(samples):
             break
     del flush
-    rep = stop.repetition(samples, inner, batch_sm if watch is not None else None)
+    rep = stop.repetition(samples, inner, [sm for sm, _ in clocks])
     last = runs[(batch_no - 1) % n]
     host = _host_clock(last, inner, float(np.median(samples)), host_per_replay, t)
     return RepetitionTiming(rep, method, fallback, warmup_calls, throttles, flags, clocks, setup_s, power_readings=powers,

@@ -30,6 +30,10 @@ class YamlTooBig(ValueError):
     """The document is larger, deeper or more aliased than any plan or reference file."""
 
 
+class YamlUnsafeText(ValueError):
+    """A value holds a control or bidi character: plans and references are plain text."""
+
+
 def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
     """The file's text. Raises OSError (unreadable, a folder, not a plain file),
     UnicodeDecodeError, or YamlTooBig."""
@@ -87,7 +91,8 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def check_size(root: yaml.Node, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> None:
     """Raise YamlTooBig when the node graph, aliases expanded, exceeds the bounds (iterative: a
-    deep document must not exhaust the interpreter's stack here either)."""
+    deep document must not exhaust the interpreter's stack here either), and YamlUnsafeText for
+    a value with a control character (the same walk visits every value)."""
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     on_path: set[int] = set()
@@ -115,8 +120,8 @@ def check_size(root: yaml.Node, max_nodes: int = MAX_NODES, max_depth: int = MAX
             if bad:
                 # A terminal escape or a bidi override in a claim id or GPU name would reach the
                 # reviewer's terminal and verdict.md, or hide what a string is.
-                raise YamlTooBig(f"line {node.start_mark.line + 1}: a value holds the control character {bad}; "
-                                 "plans and references are plain text")
+                raise YamlUnsafeText(f"line {node.start_mark.line + 1}: a value holds the control character {bad}; "
+                                     "plans and references are plain text")
         on_path.add(key)
         stack.append((node, True))
         for kid in _children(node):
@@ -126,7 +131,8 @@ def check_size(root: yaml.Node, max_nodes: int = MAX_NODES, max_depth: int = MAX
 
 def load(text: str, loader_cls: type = yaml.SafeLoader) -> Any:
     """Like yaml.load(text, loader_cls), refusing oversized documents before building them.
-    Raises yaml.YAMLError for bad syntax and YamlTooBig for documents beyond the bounds."""
+    Raises yaml.YAMLError for bad syntax, YamlTooBig for documents beyond the bounds and
+    YamlUnsafeText for a value with a control character."""
     loader = loader_cls(text)
     try:
         try:

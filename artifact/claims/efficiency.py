@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 from artifact.claims.base import FAIL, PASS, SKIP, Claim, ClaimVerdict, ParseContext
 from artifact.claims.parts import CaseSelector, Tolerance, parse_selector, parse_tolerance
 from artifact.folder import ResultSet
-from artifact.integrity import ceilings_shared
 from artifact.yamlnode import Node
+from harness.integrity.roofline import contended
 
 CEILING_METRICS = {"matmul_tflops": ("tflops", "TFLOP/s"), "copy_gbps": ("gbps", "GB/s")}
 
@@ -62,7 +62,7 @@ class EfficiencyClaim(Claim):
             return early
         assert case is not None
         cid = case.case.case_id
-        if ceilings_shared(results.ceilings):
+        if contended(results.ceilings):
             return self.verdict(SKIP, "not judged: the ceilings were measured while another process was on the GPU",
                                 cases=[cid])
         ceiling = results.ceilings.get(self.ceiling) if results.ceilings is not None else None

@@ -60,11 +60,10 @@ def host_clock_not_run(why: str) -> IntegrityCheck:
 
 def roofline_check(median_ms: float, flops: float, nbytes: float, ceilings: Optional[CeilingsRecord], *,
                    cache: str, l2_bytes: Optional[int], device: str) -> IntegrityCheck:
-    if ceilings is not None and ceilings.watch is not None and ceilings.watch.shared:
-        return IntegrityCheck(ROOFLINE, None, "not run: the ceilings were measured while another process was on the GPU")
     b = roofline.bound(flops, nbytes, ceilings, cache=cache, l2_bytes=l2_bytes, device=device)
     if b is None:
-        return IntegrityCheck(ROOFLINE, None, "no ceilings measured in this run (ceilings: false or --no-ceilings)")
+        return IntegrityCheck(ROOFLINE, None, "not run: the ceilings were measured while another process was on the GPU"
+                              if roofline.contended(ceilings) else "no ceilings measured in this run (ceilings: false or --no-ceilings)")
     why = roofline.impossible(median_ms, b)
     ratio = median_ms / b.min_ms
     if why:

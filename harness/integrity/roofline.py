@@ -60,11 +60,17 @@ def _fast_end(work: float, ci_low_ms: float, median_ms: float) -> Optional[float
     return work / (ms / 1e3) if ms > 0 and work > 0 else None
 
 
+def contended(ceilings: Optional[CeilingsRecord]) -> bool:
+    """Ceilings measured while another process was on the GPU (their watch says so): they are
+    the contention's, not the card's, and hold nothing to them."""
+    return ceilings is not None and ceilings.watch is not None and ceilings.watch.shared
+
+
 def bound(flops: float, nbytes: float, ceilings: Optional[CeilingsRecord], *, cache: str,
           l2_bytes: Optional[int], device: str = "cuda") -> Optional[RooflineBound]:
     """The roofline of one case, or None when the run has no ceiling to hold it to (none measured,
     or measured while another process was on the GPU: contended ceilings are not the card's)."""
-    if ceilings is None or (ceilings.watch is not None and ceilings.watch.shared):
+    if ceilings is None or contended(ceilings):
         return None
     compute_ms = memory_ms = None
     mm = ceilings.get("matmul_tflops")

@@ -46,6 +46,12 @@ def describe(p: GpuProcess) -> str:
     return f"{who}: {', '.join(bits)}"
 
 
+def describe_all(procs: list[GpuProcess], shown: int = 3) -> str:
+    """The first `shown` processes described, and how many more ("" for none)."""
+    more = f" (and {len(procs) - shown} more)" if len(procs) > shown else ""
+    return "; ".join(describe(p) for p in procs[:shown]) + more
+
+
 def check(nvml: Any, allow_shared: bool, *, sleep: Callable[[float], None] = time.sleep,
           clock: Callable[[], float] = time.monotonic) -> MachineGate:
     """Read the GPU before this run uses it. Raises SharedGpuError (exit 4) when another process
@@ -79,13 +85,23 @@ def check(nvml: Any, allow_shared: bool, *, sleep: Callable[[float], None] = tim
 
 def _found(foreign: list[GpuProcess], util: Optional[int]) -> Optional[str]:
     if foreign:
-        named = "; ".join(describe(p) for p in foreign[:3])
-        more = f" (and {len(foreign) - 3} more)" if len(foreign) > 3 else ""
-        return f"{len(foreign)} other process(es) on it: {named}{more}" + (f"; GPU utilisation {util}%" if util is not None else "")
+        return f"{len(foreign)} other process(es) on it: {describe_all(foreign)}" + (f"; GPU utilisation {util}%" if util is not None else "")
     if util is not None and util >= BUSY_UTIL_PCT:
         return (f"GPU utilisation {util}% before this run started, with no process NVML can list "
                 "(another container or VM)")
     return None
+
+
+def gate_gpu(device: str, allow_shared: bool) -> Optional[MachineGate]:
+    """The gate for `harness bench --device DEVICE`, before this process touches the GPU (so every
+    process NVML lists is another's) and before torch is imported: a refusal comes within seconds.
+    None where there is nothing to gate (a CPU run, or no NVML: env.json then says why)."""
+    from harness.nvml import Nvml
+
+    if device == "cpu":
+        return None
+    nvml = Nvml()
+    return check(nvml, allow_shared) if nvml.ok else None
 
 
 def identify_own(nvml: Any, gate: MachineGate, allow_shared: bool) -> MachineGate:
@@ -115,7 +131,7 @@ def identify_own(nvml: Any, gate: MachineGate, allow_shared: bool) -> MachineGat
             others = [p for p in procs if p.pid in new]
             if not allow_shared:
                 raise SharedGpuError(f"the GPU is shared: {len(new)} processes appeared on it as this run started "
-                                     f"({'; '.join(describe(p) for p in others)}), and which is this run's cannot be "
+                                     f"({describe_all(others)}), and which is this run's cannot be "
                                      f"told. Fix: {FIX}")
             gate.shared = True
             gate.foreign += others  # expected from here on: each case is shared, none is waited for

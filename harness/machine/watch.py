@@ -38,6 +38,7 @@ class BatchReading:
     sm_mhz: Optional[int]
     mem_mhz: Optional[int]
     power_w: Optional[float]
+    waited_s: float = 0.0  # spent waiting for the GPU or the clock: not sampling time
 
 
 class Watcher:
@@ -87,35 +88,43 @@ class Watcher:
     def after_batch(self) -> BatchReading:
         reasons, sm, mem = self.nvml.sample()
         reading = BatchReading(True, reasons, sm, mem, self.nvml.power_w())
+        waited = self.waited
         self.batches += 1
-        others = self._others()
-        if others and not self.shared:
-            if {p.pid for p in others} <= self.expected:
-                self.shared = True
-            else:
-                self.discarded_foreign += 1
-                reading.keep = False
-                if self._wait_until_free():
-                    self._pause(self.recovery_s)
-                else:
-                    self.shared = True  # from here on samples are kept, and the case is invalid
-                return reading
-        if self.threshold is not None and sm is not None and sm < self.threshold:
+        left = self._wait_out()
+        if left is not None:  # another process was on the GPU during the batch
+            self.discarded_foreign += 1
+            reading.keep = False
+            if left:
+                self._pause(self.recovery_s)
+        elif self.threshold is not None and sm is not None and sm < self.threshold:
             if self.discarded_throttled < MAX_THROTTLED_DISCARDS:
                 self.discarded_throttled += 1
                 reading.keep = False
                 self._pause(self.recovery_s)
             else:
                 self.throttled = True
+        reading.waited_s = self.waited - waited
         return reading
 
     def settle(self) -> None:
         """Before the census's profiled replay (whose time the integrity checks compare with the
         median): wait for a process that appeared to leave, as for a batch."""
+        self._wait_out()
+
+    def _wait_out(self) -> Optional[bool]:
+        """None: no process to wait for (none, only those allowed at the start, or the case is
+        shared already). True: one appeared and left within the wait. False: it stayed, and the
+        case is shared from here on (its samples kept, the case invalid)."""
         others = self._others()
-        if others and not self.shared and not {p.pid for p in others} <= self.expected:
-            if not self._wait_until_free():
-                self.shared = True
+        if not others or self.shared:
+            return None
+        if {p.pid for p in others} <= self.expected:
+            self.shared = True
+            return None
+        if self._wait_until_free():
+            return True
+        self.shared = True
+        return False
 
     def _wait_until_free(self) -> bool:
         while self.waited < self.wait_s:

@@ -56,3 +56,12 @@ def test_a_syntax_error_names_its_line_and_column():
         yamlsafe.load("seed: 1\ncases: a: b\n")  # a mapping value where none may start
     line, column, problem = yamlsafe.syntax_error(info.value)
     assert (line, column) == (2, 9) and problem == "mapping values are not allowed here"
+
+
+def test_a_value_with_a_control_or_bidi_character_is_refused_with_its_line():
+    import re
+
+    for text, char in (('a: 1\nname: "NVIDIA H200\\u202e"\n', "U+202E"), ('a: 1\nid: "x\\e[2J"\n', "U+001B")):
+        with pytest.raises(yamlsafe.YamlUnsafeText, match=re.escape(f"line 2: a value holds the control character {char}")):
+            yamlsafe.load(text)
+    assert yamlsafe.load('name: "tab\\tis fine"') == {"name": "tab\tis fine"}
