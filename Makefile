@@ -4,6 +4,8 @@
 #                 VARIANT=cuda for the GPU image
 # make smoke      the smoke profile through the launcher (docker if it can give a GPU, else native)
 # make reproduce  the reviewer's one command: run (full on a GPU, smoke otherwise), then check
+# make gate BASE=origin/main   the pull-request gate: the base commit and this checkout measured on
+#                 this machine (the base reused when stored), then compared case by case
 # make lock       regenerate docker/requirements-$(VARIANT).lock and docker/pip.lock (hash-locked;
 #                 VARIANT=cpu|cuda|host)
 # make clean      remove build outputs, stamps and the launcher's leftover containers
@@ -22,7 +24,7 @@ VARIANT ?= cpu
 # torch 2.13.0 CPU and triton 3.6.0 (the Triton interpreter tests) are the versions the tests pin.
 TEST_PINS := 'torch==2.13.0' 'triton==3.6.0'
 
-.PHONY: help test lint image smoke reproduce reproduce-image lock clean docker-engine slurm-cluster
+.PHONY: help test lint image smoke reproduce reproduce-image gate lock clean docker-engine slurm-cluster
 
 help:
 	@sed -n 's/^# make /make /p' Makefile
@@ -78,6 +80,13 @@ reproduce: $(REPRO_VENV)/.installed reproduce-image
 	  echo "      (or: source $(REPRO_VENV)/bin/activate, then artifact ...)"; \
 	fi; \
 	exit $$rc
+
+# scripts/pr_gate.sh says how (GATE_STORE, GATE_MEASURE, GATE_ARGS); GATE_OUT: where both runs go.
+BASE ?=
+GATE_OUT ?= results/gate-$(STAMP)
+gate:
+	@test -n "$(BASE)" || { echo "make gate: give the base, e.g. make gate BASE=origin/main" >&2; exit 2; }
+	bash scripts/pr_gate.sh "$(BASE)" "$(GATE_OUT)"
 
 lock:
 	$(PYTHON) docker/lock.py --variant $(VARIANT)

@@ -1,6 +1,7 @@
 """`artifact check`, `artifact report`, `artifact derive-reference`, `artifact expected-results`.
 
     artifact check RESULTS_DIR --reference artifact/references/h100.yaml [--json] [--out DIR]
+    artifact check RUN --baseline BASE_RUN          (the pull-request gate: artifact/baseline.py)
     artifact report RESULTS_DIR [--reference FILE] [--out DIR]
     artifact report RUN_A RUN_B ... --out DIR          (side by side: report-gpus.md)
     artifact derive-reference bench/h100/run-* --out artifact/references/h100.yaml
@@ -11,7 +12,8 @@ unusable (tampered results, a bad reference, a reference that applies to none of
 results of another kind than the reference describes, or an unfinished run), 3 (INVALID) when a
 case's timed calls were not shown to do the real work, 4 (INVALID) when the GPU was shared with
 another process while cases were timed; exit 2 writes no verdict file, so a mistaken check never
-replaces the folder's verdict. Several folders: the worst, 3 > 4 > 1 > 2 > 0.
+replaces the folder's verdict. Several folders: the worst, 3 > 4 > 1 > 2 > 0. With --baseline the
+same codes: 1 a case slower beyond its tolerance or less correct than in the base run.
 """
 
 from __future__ import annotations
@@ -31,11 +33,18 @@ def _check(
     json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON instead of the table."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for verdict.json and verdict.md (default: each RESULTS_DIR)."),
     min_checked: float = typer.Option(0.0, "--min-checked", min=0.0, max=1.0, help="Share of each reference's claims that must be judged (PASS or FAIL, not SKIP) for exit 0; fewer: exit 2 (e.g. 1.0 in CI: every claim applies)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Judge RESULTS_DIR against this base run of the same GPU model instead of a reference: each case faster, slower or equivalent with a CI; exit 1 on a slowdown beyond the tolerance or a correctness change (the pull-request gate)."),
+    tolerance: float = typer.Option(0.03, "--tolerance", min=0.0, max=0.9, help="With --baseline: the smallest tolerance on a case's time ratio (default 0.03, derive-reference's floor)."),
 ) -> None:
     """Verify the results' hashes, then judge every claim of the reference: PASS, FAIL or SKIP."""
     from artifact import folder as folder_mod
     from artifact import shards
     from artifact import verdict as verdictmod
+
+    if baseline is not None:
+        if reference is not None or len(results_dirs) != 1 or min_checked:
+            raise ArtifactError("--baseline: give one results folder, and no --reference or --min-checked (the base run is the reference)")
+        raise typer.Exit(check_baseline(results_dirs[0], baseline, out or results_dirs[0], tolerance, json_out=json_out))
 
     if out is not None and len(results_dirs) > 1:
         raise ArtifactError("--out: give one results folder with it; with several, each gets its own verdict files")
@@ -71,6 +80,47 @@ def _check(
     if len(todo) > 1 and not json_out:
         print_by_gpu(rows)
     raise typer.Exit(_worst(codes))
+
+
+def _load_finished(folder: Path, what: str):  # noqa: ANN202 - (ResultSet, note)
+    from artifact import folder as folder_mod
+    from artifact import shards
+
+    if shards.is_sharded(folder):
+        raise ArtifactError(f"{what} {folder}: a sharded run; give one shard's folder, or merge the shards first")
+    refuse_unfinished(folder)
+    try:
+        return folder_mod.load_results(folder)
+    except ArtifactError as exc:
+        raise in_progress(folder) or exc from None
+
+
+def check_baseline(run_dir: Path, base_dir: Path, out: Path, tolerance: float, *, json_out: bool = False) -> int:
+    """`artifact check RUN --baseline BASE`: vs-baseline.json/md in `out`, the table in the job
+    summary (GITHUB_STEP_SUMMARY) when there is one; returns the exit code."""
+    import os
+
+    from artifact import baseline as gate
+
+    if run_dir.resolve() == base_dir.resolve():
+        raise ArtifactError(f"--baseline {base_dir}: the same folder as the run; give the base branch's run")
+    run, _ = _load_finished(run_dir, "results")
+    base, _ = _load_finished(base_dir, "--baseline")
+    v = gate.compare(run, base, gate.GateOptions(floor=tolerance))
+    js, md = gate.write(v, run, out)
+    if json_out:
+        sys.stdout.write(js.read_text(encoding="utf-8"))
+    else:
+        for c in v.cases:
+            if c.outcome in gate.FAILING + (gate.MACHINE, gate.INVALID):
+                typer.echo(f"{c.outcome:8} {c.case_id}: {c.why}")
+        counts = ", ".join(f"{k} {n}" for k, n in v.counts.items())
+        typer.echo(f"{v.status}: {run_dir} against the baseline {base_dir} ({counts}); wrote {md} and {js.name}")
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(md.read_text(encoding="utf-8") + "\n")
+    return v.exit_code
 
 
 def _worst(codes: list[int]) -> int:

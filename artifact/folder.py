@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 RUN_FILE = "run.json"  # RunInfo, written by the launcher after every attempt
 RUN_LOG = "run.log"  # the harness's output, appended per attempt
 # Top-level name prefixes of what `artifact check` and `artifact report` write into a folder.
-OUTPUTS = ("verdict.", "verdict-", "report.", "report-", "side-by-side-", "time-vs-seq-", "tflops-vs-peak-", "roofline-")
+OUTPUTS = ("verdict.", "verdict-", "report.", "report-", "side-by-side-", "time-vs-seq-", "tflops-vs-peak-", "roofline-",
+           "relative-", "vs-baseline.")
 
 
 # --------------------------------------------------------------------------- membership

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from artifact import plots, report_integrity
+from artifact import plots, relative, report_integrity
 from artifact.claims import FAIL, PASS, SKIP, RankingClaim
 from artifact.errors import ArtifactError
 from artifact.folder import ResultSet, groups_of
@@ -192,29 +192,41 @@ def _candidate_table(cases: list[CaseResult]) -> list[str]:
             "| S | candidate | backend | ratio | 95% CI | verdict |", "|---|---|---|---|---|---|", *rows, ""]
 
 
-def _ratios_table(cases: list[CaseResult]) -> tuple[list[str], dict[int, tuple]]:
+def _ratios_table(cases: list[CaseResult]) -> tuple[list[str], dict[int, tuple], dict[int, list[relative.Relative]]]:
     """Each backend against the fastest one at the same S (the only comparison called a ratio
-    here: same shape, different backend). Returns the lines and, per S, (fastest, runner-up, CI)."""
-    from harness import stats
-
-    by_seq: dict[int, list[CaseResult]] = defaultdict(list)
-    for c in cases:
-        if c.status == "ok" and c.timing is not None:
-            by_seq[c.case.seq].append(c)
+    here: same shape, different backend). Returns the lines, per S (fastest, runner-up, CI), and
+    the ratios themselves (for the relative plot)."""
+    rel = relative.to_fastest(cases)
+    by_key = {(c.case.seq, c.case.backend): c for c in cases if c.status == "ok" and c.timing is not None}
     lines = ["| S | fastest | backend | time / fastest's time | 95% CI |", "|---|---|---|---|---|"]
     best: dict[int, tuple] = {}
-    for seq in sorted(by_seq):
-        ranked = sorted(by_seq[seq], key=lambda c: _t(c).summary.median_ms)
-        fastest = ranked[0]
-        for other in ranked[1:]:
-            ci = stats.hierarchical_ratio_ci(groups_of(other), groups_of(fastest), n_resamples=stats.VERDICT_BOOTSTRAP.resamples,
-                                            seed=stats.VERDICT_BOOTSTRAP.seed)
-            lines.append(f"| {seq} | {fastest.case.backend} | {other.case.backend} | {num(ci.estimate)} | [{num(ci.low)}, {num(ci.high)}] |")
-            if other is ranked[1]:
-                best[seq] = (fastest, other, ci)
-        if len(ranked) == 1:
-            best[seq] = (fastest, None, None)
-    return (lines if len(lines) > 2 else []), best
+    for seq, rows in rel.items():
+        fastest = by_key[(seq, rows[0].backend)]
+        for r in rows[1:]:
+            lines.append(f"| {seq} | {r.fastest} | {r.backend} | {num(r.estimate)} | [{num(r.low)}, {num(r.high)}] |")
+        second = rows[1] if len(rows) > 1 else None
+        best[seq] = ((fastest, by_key[(seq, second.backend)], second) if second is not None else (fastest, None, None))
+    return (lines if len(lines) > 2 else []), best, rel
+
+
+def _relative_plot(key: tuple, rel: dict[int, list[relative.Relative]], out_dir: Path) -> list[tuple[str, str]]:
+    """Each backend's time over the fastest's at each S, with the ratio's 95% CI: close backends
+    that the time-vs-S plot draws on top of each other are apart here."""
+    per: dict[str, list[relative.Relative]] = defaultdict(list)
+    for rows in rel.values():
+        for r in rows:
+            per[r.backend].append(r)
+    if len(per) < 2:
+        return []
+    series = [plots.Series(b, [float(r.seq) for r in rs], [r.estimate for r in rs],
+                           [r.low if r.low is not None else r.estimate for r in rs],
+                           [r.high if r.high is not None else r.estimate for r in rs]) for b, rs in sorted(per.items())]
+    name = f"relative-{family_slug(key)}.svg"
+    storage.atomic_write_text(out_dir / name, plots.line_chart(
+        series, title=f"Time relative to the fastest backend ({family_name(key)})", x_label="sequence length S",
+        y_label="time / fastest's time at that S, 95% CI", log_y=False, y_zero=False))
+    return [(name, "Each backend's median time over the fastest backend's at the same S (1 = the fastest there), "
+                   "with the 95% CI of the ratio of medians.")]
 
 
 def _plots(key: tuple, cases: list[CaseResult], peaks: Peaks, out_dir: Path) -> list[tuple[str, str]]:
@@ -463,12 +475,12 @@ def build_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
         if peaks.why_missing:
             notes.append(f"Share of peak not shown: {peaks.why_missing}.")
         lines += ["", *notes, ""]
-        ratio_lines, best[key] = _ratios_table(cases)
+        ratio_lines, best[key], rel = _ratios_table(cases)
         if ratio_lines:
             lines += ["Time of each backend over the fastest one's at the same S (ratio of medians, bootstrap CI):", "", *ratio_lines, ""]
         lines += _candidate_table(cases)
         lines += _census_table(cases)
-        for name, caption in _plots(key, cases, peaks, out_dir):
+        for name, caption in _plots(key, cases, peaks, out_dir) + _relative_plot(key, rel, out_dir):
             lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
     lines += report_integrity.section(results.cases)
     lines += ["## What this reproduction cost", "", *_cost(results, verdict, gpu_hour_price)]

@@ -44,6 +44,8 @@ Format history, newest last per kind (as pyperf keeps in its _bench.py):
        ("comparison") as in every other record; version 2 files are read with kind -> relation
   tuned_config:
     1  first release
+  baseline_comparison (vs-baseline.json, `artifact check RUN --baseline BASE`):
+    1  2026-12-07  first release (issue 21)
   plan (YAML):
     1  first release
 """
@@ -80,6 +82,7 @@ KINDS: dict[str, RecordKind] = {k.kind: k for k in (
     RecordKind("verdict", 4),
     RecordKind("comparison", 3),
     RecordKind("tuned_config", 1),
+    RecordKind("baseline_comparison", 1),
     RecordKind("plan", 1),
 )}
 

@@ -186,28 +186,6 @@ def cpu_run(out: Path, run: int = 0) -> Path:
     return write_folder(out, env_record(device="cpu", machine=f"c{run}"), cases)
 
 
-def scale_backend(src: Path, dst: Path, backend: str, factor: float) -> Path:
-    """Copy a results folder and make one backend `factor` times slower, consistently: every
-    sample and every time in the summary scale by the factor, throughput divides by it, and
-    the manifest is rewritten (so the copy is a valid, honest "slower" run)."""
-    shutil.copytree(src, dst)
-    for p in sorted((dst / storage.CASES_DIR).glob("*.json")):
-        case = load_record(p, CaseResult)
-        if case.case.backend != backend:
-            continue
-        reps = [replace(r, samples_ms=[x * factor for x in r.samples_ms]) for r in case.timing.repetitions]
-        s = case.timing.summary
-        summary = replace(s, median_ms=s.median_ms * factor, mean_ms=s.mean_ms * factor, std_ms=s.std_ms * factor,
-                          min_ms=s.min_ms * factor, max_ms=s.max_ms * factor, ci_low_ms=s.ci_low_ms * factor,
-                          ci_high_ms=s.ci_high_ms * factor)
-        t = case.throughput
-        case = replace(case, timing=replace(case.timing, repetitions=reps, summary=summary),
-                       throughput=replace(t, tflops=t.tflops / factor, gbps=t.gbps / factor))
-        storage.write_record(p, case)
-    storage.write_manifest(dst)
-    return dst
-
-
 def scale_cases(src: Path, dst: Path, factor: float, *, backend: str | None = None, seq: int | None = None) -> Path:
     """Copy a results folder and make the selected cases (all when neither is given) `factor`
     times slower, samples, summary and throughput alike, with the manifest rewritten. Other files

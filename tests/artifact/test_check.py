@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from resultsfolders import L4, cpu_run, l4_run, scale_backend
+from resultsfolders import L4, cpu_run, l4_run, scale_cases
 from testkit import REPO
 
 from artifact import derive
@@ -55,7 +55,7 @@ def test_same_hardware_runs_pass_their_reference(l4, capsys, run):
 
 
 def test_a_backend_15_percent_slower_fails_exactly_the_claims_that_depend_on_it(l4, capsys, tmp_path):
-    slow = scale_backend(l4["runs"][0], tmp_path / "slow", "cudnn", 1.15)
+    slow = scale_cases(l4["runs"][0], tmp_path / "slow", 1.15, backend="cudnn")
     before = {c["claim_id"]: c["status"] for c in check(capsys, l4["runs"][0], l4["ref"])[1]["claims"]}
     code, verdict, _ = check(capsys, slow, l4["ref"])
     assert code == 1 and verdict["status"] == "FAIL"

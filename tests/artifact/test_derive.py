@@ -141,11 +141,11 @@ def test_family_scope_is_kept_only_where_another_model_bears_it_out(runs, tmp_pa
     # Evidence: the same two L4 runs relabelled as another GPU of compute capability 8.9, with
     # cudnn made 20% slower there. Ratio and ranking claims are offered to the family; those
     # about cudnn fail on the evidence and go back to the L4; absolute times never leave it.
-    from resultsfolders import scale_backend
+    from resultsfolders import scale_cases
 
     evidence = []
     for i, r in enumerate(runs):
-        e = scale_backend(r, tmp_path / f"ev-{i}", "cudnn", 1.2)
+        e = scale_cases(r, tmp_path / f"ev-{i}", 1.2, backend="cudnn")
         env = load_record(e / storage.ENV_FILE, EnvRecord)
         env.gpu.name, env.gpu.uuid = "NVIDIA L40S", f"GPU-ev{i}"
         storage.write_record(e / storage.ENV_FILE, env)

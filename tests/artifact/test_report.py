@@ -246,3 +246,27 @@ def test_an_out_of_date_verdict_is_named_by_what_differs_not_by_a_contradiction(
     why = stale_verdict(run, fresh)
     assert why is not None and "another version of h200 (sha256 000000000000" in why
     assert "says PASS" not in why and "judge PASS" not in why
+
+
+def test_the_relative_plot_draws_each_backend_against_the_fastest_at_each_length(tmp_path, capsys):
+    # issue 21: per family, time / the fastest backend's time at each S with the ratio's CI; the
+    # fastest at each S sits at exactly 1, and every mark is the number the table prints.
+    from artifact import relative
+    from artifact.folder import load_results
+
+    run = REPO / "bench" / "h200" / "machine-C" / "run-C1"
+    assert main(["report", str(run), "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    (svg,) = list(tmp_path.glob("relative-*.svg"))
+    drawing = svg.read_text()
+    points = {(lab, int(float(x))): float(y) for lab, x, y in
+              re.findall(r'class="point" data-label="([^"]+)" data-x="([^"]+)" data-y="([^"]+)"', drawing)}
+    rel = relative.to_fastest(load_results(run)[0].cases)
+    assert len(points) == 30 and sorted(rel) == [128, 512, 1024, 2048, 4096]
+    for seq, rows in rel.items():
+        assert rows[0].estimate == 1.0 and points[(rows[0].backend, seq)] == 1.0
+        for r in rows[1:]:
+            assert points[(r.backend, seq)] == r.estimate > 1.0 and r.low <= r.estimate <= r.high
+    assert points[("triton", 128)] == 1.0 and points[("math", 4096)] > 20  # the candidate leads at 128 (bench/h200)
+    text = (tmp_path / "report.md").read_text()
+    assert f"]({svg.name})" in text and "1 = the fastest there" in text
