@@ -5,7 +5,7 @@
     artifact report RESULTS_DIR [--reference FILE] [--out DIR]
     artifact report RUN_A RUN_B ... --out DIR          (side by side: report-gpus.md)
     artifact derive-reference bench/h100/run-* --out artifact/references/h100.yaml
-    artifact expected-results --update ARTIFACT.md
+    artifact expected-results --update ARTIFACT.md (and docs/expected-results.md)
 
 check exits 0 when every applicable claim passes, 1 when a claim fails, 2 when the inputs are
 unusable (tampered results, a bad reference, a reference that applies to none of the claims,
@@ -524,23 +524,23 @@ def _derive(
 
 
 def _expected(
-    update: Optional[Path] = typer.Option(None, "--update", help="Rewrite the expected-results blocks of this document in place."),
+    update: Optional[Path] = typer.Option(None, "--update", help="Rewrite the generated blocks (expected results, headline) of this document in place."),
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Print the expected-results table of one reference."),
     check: bool = typer.Option(False, "--check", help="With --update: exit 1 if the document is out of date, change nothing."),
 ) -> None:
-    """Generate ARTIFACT.md's expected-results tables from the reference files (never typed by hand)."""
-    from artifact import report
+    """Generate the documents' tables (ARTIFACT.md's headline, docs/expected-results.md) from the reference files."""
+    from artifact import expected
     from artifact.reference import load_reference
     from harness import storage
 
     if reference is not None:
-        sys.stdout.write(report.expected_results_markdown(load_reference(reference)))
+        sys.stdout.write(expected.expected_results_markdown(load_reference(reference)))
         return
     if update is None:
-        raise ArtifactError("give --reference FILE to print a table, or --update ARTIFACT.md to refresh a document")
+        raise ArtifactError("give --reference FILE to print a table, or --update FILE (ARTIFACT.md, docs/expected-results.md) to refresh a document")
     if not update.is_file():
         raise ArtifactError(f"{update}: document not found")
-    new, used = report.update_document(update, update.resolve().parent)
+    new, used = expected.update_document(update)
     if check:
         if new != update.read_text(encoding="utf-8"):
             typer.echo(f"{update}: expected results are out of date; run artifact expected-results --update {update}", err=True)

@@ -2,9 +2,8 @@
 
 Every number in the report is read from the folder's records (env.json, ceilings.json,
 cases/*.json), from the verdict, or, for runs that measured no ceilings, from the reference file's
-measured peaks; the text around them is fixed wording. The
-same holds for the expected-results tables of ARTIFACT.md, generated from the reference files by
-`expected_results_markdown` (see `artifact expected-results`).
+measured peaks; the text around them is fixed wording (the documents' generated tables:
+artifact/expected.py).
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from artifact import plots, relative, report_integrity
-from artifact.claims import FAIL, PASS, SKIP, RankingClaim
-from artifact.errors import ArtifactError
+from artifact.claims import FAIL, PASS, SKIP
 from artifact.folder import ResultSet, groups_of
 from artifact.integrity import why_invalid
 from artifact.reference import Peak, Reference
@@ -496,58 +494,3 @@ def write_report(results: ResultSet, manifest_note: str, reference: Optional[Ref
     text = build_report(results, manifest_note, reference, verdict, out_dir, gpu_hour_price)
     storage.atomic_write_text(out_dir / REPORT_MD, text)
     return out_dir / REPORT_MD
-
-
-# --------------------------------------------------------------------------- ARTIFACT.md's expected results
-_HOW = {
-    "correctness": "largest error <= the bound",
-    "determinism": "every repeat bitwise-identical",
-    "memory": "peak <= the bound",
-    "environment": "as read back in env.json",
-}
-
-
-def expected_results_markdown(reference: Reference) -> str:
-    """The table of what a rerun must show, generated from a reference file."""
-    lines = [
-        f"Reference `{Path(reference.path).name}` ({reference.name}): measured on {reference.hardware.describe()}. "
-        f"{reference.description}".rstrip(),
-        "",
-        "| claim | kind | scope | expected | how it passes |",
-        "|---|---|---|---|---|",
-    ]
-    for c in reference.claims:
-        tol = getattr(c, "tolerance", None)
-        how = tol.describe() if tol is not None else _HOW.get(c.kind, "")
-        if isinstance(c, RankingClaim):
-            how = ("the 95% CI of each adjacent ratio of medians below 1" if c.rule == "significant"
-                   else "each adjacent ratio of medians below 1 (point estimates)")
-        if tol is not None and isinstance(tol.derivation, dict) and "runs" in tol.derivation:
-            d = tol.derivation
-            how += f"; from {d['runs']} runs on {d.get('machines', '?')} machine(s), k={d.get('k')}, floor {d.get('floor')}"
-        lines.append(f"| {c.id} | {c.kind} | {c.scope.describe()} | {c.summary().replace('|', '/')} | {how} |")
-    for p in reference.hardware.peaks:
-        lines.append(f"\nMeasured peak: {p.value:g} {p.unit}{f' ({p.dtype})' if p.dtype else ''}, {p.source}.")
-    return "\n".join(lines) + "\n"
-
-
-_BLOCK = re.compile(r"(<!-- BEGIN expected-results: (?P<file>[^ ]+) -->\n)(?P<body>.*?)(<!-- END expected-results -->)", re.S)
-
-
-def update_document(doc: Path, repo_root: Path) -> tuple[str, list[str]]:
-    """Regenerate every expected-results block of `doc` from the reference file its marker names.
-    Returns the new text and the reference files used."""
-    from artifact.reference import load_reference
-
-    text = doc.read_text(encoding="utf-8")
-    used: list[str] = []
-
-    def fill(m: re.Match) -> str:
-        path = repo_root / m["file"]
-        used.append(m["file"])
-        return m.group(1) + expected_results_markdown(load_reference(path)) + m.group(4)
-
-    new = _BLOCK.sub(fill, text)
-    if not used:
-        raise ArtifactError(f"{doc}: no '<!-- BEGIN expected-results: FILE -->' block to fill")
-    return new, used

@@ -22,7 +22,7 @@ import cliparse
 import pytest
 from testkit import REPO
 
-DOCS = ("README.md", "ARTIFACT.md")
+DOCS = ("README.md", "ARTIFACT.md", "docs/expected-results.md")
 CPU_RUN = Path(__file__).resolve().parent / "data" / "cpu-smoke-runs" / "run-1"
 REPRO_VENV = ".venv-reproduce"
 ACTIVATE = f"{REPRO_VENV}/bin/activate"

@@ -13,8 +13,8 @@ from testkit import REPO
 
 from artifact import derive, plots
 from artifact.cli import main
+from artifact.expected import expected_results_markdown, headline_markdown, update_document
 from artifact.reference import Peak, load_reference
-from artifact.report import expected_results_markdown, update_document
 from harness import storage
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -140,14 +140,46 @@ def test_expected_results_are_generated_from_the_reference():
     assert f"<= {bound:.4g}" in md
 
 
-def test_artifact_md_expected_results_are_up_to_date():
-    doc = REPO / "ARTIFACT.md"
-    new, used = update_document(doc, REPO)
-    assert "artifact/references/cpu-smoke.yaml" in used
-    assert new == doc.read_text(encoding="utf-8"), "run: artifact expected-results --update ARTIFACT.md"
+@pytest.mark.parametrize("doc", ["ARTIFACT.md", "docs/expected-results.md"])
+def test_the_documents_generated_blocks_are_up_to_date(doc):
+    path = REPO / doc
+    new, used = update_document(path)  # block files are named from the project's root, wherever the document is
+    assert new == path.read_text(encoding="utf-8"), f"run: artifact expected-results --update {doc}"
     # Nothing between the markers was typed: the generated block is the whole block.
     for m in re.finditer(r"<!-- BEGIN expected-results: (\S+) -->\n(.*?)<!-- END expected-results -->", new, re.S):
         assert m.group(2) == expected_results_markdown(load_reference(REPO / m.group(1)))
+    for m in re.finditer(r"<!-- BEGIN headline: (\S+) -->\n(.*?)<!-- END headline -->", new, re.S):
+        assert m.group(2) == headline_markdown(load_reference(REPO / m.group(1)))
+    assert used
+
+
+def test_artifact_md_opens_with_the_headline_and_leaves_the_claim_rows_to_the_appendix():
+    # issue 19: a 30-minute read (about 250 words a minute) that opens with the results.
+    text = (REPO / "ARTIFACT.md").read_text(encoding="utf-8")
+    assert len(text.split()) <= 30 * 250
+    sections = re.findall(r"^## (.+)$", text, re.M)
+    assert sections[0] == "Headline results" and "<!-- BEGIN expected-results" not in text
+    appendix = (REPO / "docs" / "expected-results.md").read_text(encoding="utf-8")
+    for ref in ("cpu-smoke", "h200", "h100"):
+        assert f"<!-- BEGIN expected-results: artifact/references/{ref}.yaml -->" in appendix
+
+
+def test_the_headline_comes_from_the_reference_claims():
+    ref = load_reference(REPO / "artifact" / "references" / "h200.yaml")
+    md = headline_markdown(ref)
+    rows = {int(r.split("|")[1]): r for r in md.splitlines() if re.match(r"\| \d+ \|", r)}
+    assert sorted(rows) == [128, 512, 1024, 2048, 4096]
+    for seq, row in rows.items():
+        for cid in (f"abs-cudnn-s{seq}", f"abs-triton-s{seq}"):
+            c = ref.claim(cid)
+            assert f"{c.reference:.4g} (±{c.tolerance.width:.0%})" in row
+        assert f"{ref.claim(f'ratio-triton-cudnn-s{seq}').reference:.3g} (" in row
+    assert f"{len(ref.claims)} claims in all" in md
+    # A reference without rankings has no headline to give: said, not an empty table.
+    from artifact.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="no ranking claim"):
+        headline_markdown(load_reference(REPO / "artifact" / "references" / "h100.yaml"))
 
 
 def test_paragraph_calls_a_backend_fastest_only_when_the_ratio_ci_excludes_one(tmp_path):
