@@ -6,6 +6,7 @@
 # make reproduce  the reviewer's one command: run (full on a GPU, smoke otherwise), then check
 # make gate BASE=origin/main   the pull-request gate: the base commit and this checkout measured on
 #                 this machine (the base reused when stored), then compared case by case
+# make release    a citable snapshot: dist/ source archive of this commit, its sha256 and metadata
 # make lock       regenerate docker/requirements-$(VARIANT).lock and docker/pip.lock (hash-locked;
 #                 VARIANT=cpu|cuda|host)
 # make clean      remove build outputs, stamps and the launcher's leftover containers
@@ -24,7 +25,7 @@ VARIANT ?= cpu
 # torch 2.13.0 CPU and triton 3.6.0 (the Triton interpreter tests) are the versions the tests pin.
 TEST_PINS := 'torch==2.13.0' 'triton==3.6.0'
 
-.PHONY: help test lint image smoke reproduce reproduce-image gate lock clean docker-engine slurm-cluster
+.PHONY: help test lint image smoke reproduce reproduce-image gate release lock clean docker-engine slurm-cluster
 
 help:
 	@sed -n 's/^# make /make /p' Makefile
@@ -87,6 +88,9 @@ GATE_OUT ?= results/gate-$(STAMP)
 gate:
 	@test -n "$(BASE)" || { echo "make gate: give the base, e.g. make gate BASE=origin/main" >&2; exit 2; }
 	bash scripts/pr_gate.sh "$(BASE)" "$(GATE_OUT)"
+
+release:
+	bash scripts/release.sh dist
 
 lock:
 	$(PYTHON) docker/lock.py --variant $(VARIANT)

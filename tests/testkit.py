@@ -4,6 +4,7 @@ copying a results folder (torch-free; tests/ is on sys.path through tests/confte
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,3 +24,19 @@ def copy_run(src: Path, dst: Path) -> Path:
         if f.is_file() and f.name.startswith(OUTPUTS):
             f.unlink()
     return dst
+
+
+def tree_repo(dst: Path) -> str:
+    """This checkout's files (committed or not) as a fresh git repository with one commit; its sha."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, cwd=REPO,
+                           check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file() and not src.is_symlink():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    git = ["git", "-C", str(dst), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(dst)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from testkit import REPO
+from testkit import REPO, tree_repo
 
 WORKFLOW = REPO / ".github" / "workflows" / "gpu-reproduce.yml"
 GATE = REPO / ".github" / "workflows" / "pr-gate.yml"
@@ -94,22 +94,6 @@ def test_the_pull_request_gate_runs_only_this_repositorys_branches():
     assert steps[-1]["if"] == "always()" and "artifact gc" in steps[-1]["run"]
 
 
-def _tree_repo(dst: Path) -> str:
-    """This checkout's files (committed or not) as a fresh git repository with one commit: the base."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, cwd=REPO,
-                           check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file() and not src.is_symlink():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
-    git = ["git", "-C", str(dst), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
-    subprocess.run(["git", "init", "-q", str(dst)], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "base"], check=True)
-    return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-
-
 def test_make_gate_measures_the_base_once_then_reuses_it(tmp_path):
     # The job's own step (`make gate BASE=... GATE_OUT=...`) on the CPU: the measurement is the
     # smoke profile natively instead of make reproduce, everything else as on the runner.
@@ -117,7 +101,7 @@ def test_make_gate_measures_the_base_once_then_reuses_it(tmp_path):
     import os
 
     repo = tmp_path / "repo"
-    base_sha = _tree_repo(repo)
+    base_sha = tree_repo(repo)
     (repo / "README.md").write_text((repo / "README.md").read_text() + "\nA change under review.\n")
     subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "change"], check=True)
     py = sys.executable
