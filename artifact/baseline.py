@@ -29,11 +29,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from artifact import __version__, relative
+from artifact import __version__
 from artifact.errors import ArtifactError
-from artifact.folder import ResultSet, groups_of
-from artifact.integrity import is_shared, why_invalid
-from artifact.machine_state import CLOCK_EXPLAINS, attribution
+from artifact.report import relative
+from artifact.results.folder import ResultSet, groups_of
+from artifact.results.integrity import is_shared, why_invalid
+from artifact.results.machine_state import CLOCK_EXPLAINS, attribution
 from artifact.textfmt import env_hardware, num
 from harness import stats, storage, versions
 from harness.machine.gate import EXIT_SHARED_GPU
@@ -227,7 +228,7 @@ def to_markdown(v: GateVerdict, run: ResultSet) -> str:
         lines.append(f"| {c.case_id} | {c.outcome} | {num(c.base_ms)} | {num(c.run_ms)} | {ratio} | {tol} | {why} |")
     lines += ["", "Counts: " + ", ".join(f"{k}: {n}" for k, n in v.counts.items()) + "."]
     lines += [f"Note: {n}." for n in v.notes]
-    from artifact.report import family, family_name
+    from artifact.report.family import family, family_name
 
     fams: dict[tuple, list[CaseResult]] = {}
     for rc in run.cases:

@@ -24,11 +24,10 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so `artifact --help` stays fast and a missing optional module names itself.
-    from artifact import commands_check, commands_launch, commands_reproduce
+    from artifact.commands import check, derive, launch, report, reproduce
 
-    commands_launch.register(app)
-    commands_check.register(app)
-    commands_reproduce.register(app)
+    for commands in (launch, check, report, derive, reproduce):
+        commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

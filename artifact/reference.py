@@ -67,7 +67,7 @@ class Hardware:
     cpu_model: Optional[str] = None
     peaks: list[Peak] = field(default_factory=list)
     # The enforced power limit the reference runs ran under (the lowest of them), W: a card
-    # capped lower is named in the verdict (artifact/machine_state.py).
+    # capped lower is named in the verdict (artifact/results/machine_state.py).
     power_limit_w: Optional[float] = None
 
     def describe(self) -> str:

@@ -7,7 +7,7 @@ Exit codes are a contract:
     2  the inputs are unusable: a tampered or truncated result, a bad reference file, or a
        reference none of whose claims applies to these results (all SKIP: wrong reference)
     3  INVALID: the folder holds a case whose timed calls were not shown to do the real work
-       (status invalid, from the harness's integrity checks or artifact/integrity.py's roofline),
+       (status invalid, from the harness's integrity checks or artifact/results/integrity.py's roofline),
        whatever its claims say: a kernel that skips work must not read as a failed or passed claim
     4  INVALID because the GPU was shared: another process ran on it while cases (or the
        ceilings) were timed (the harness's watch, harness/machine/); their claims are not judged.
@@ -30,9 +30,9 @@ from typing import Any, Optional
 from artifact import __version__
 from artifact.claims import FAIL, PASS, SKIP, ClaimVerdict
 from artifact.errors import ArtifactError
-from artifact.folder import ResultSet, load_results
-from artifact.integrity import invalid_cases, shared_note, why_invalid
 from artifact.reference import Reference
+from artifact.results.folder import ResultSet, load_results
+from artifact.results.integrity import invalid_cases, shared_note, why_invalid
 from artifact.textfmt import env_hardware, num
 from harness import storage, versions
 from harness.errors import RecordError
@@ -140,7 +140,7 @@ def judge_all(results: ResultSet, reference: Reference, manifest_note: str) -> V
 
 def machine_notes(results: ResultSet, reference: Reference) -> list[str]:
     """The card's state against the reference's: a lower power limit, throttled cases."""
-    from artifact.machine_state import power_note, throttled_note
+    from artifact.results.machine_state import power_note, throttled_note
 
     return [n for n in (power_note(results, reference), throttled_note(results.cases)) if n]
 

@@ -53,8 +53,8 @@ def timed_run(runtime: str, out: Path, image: str) -> dict:
 def lifecycle(image: str, n: int) -> list[float]:
     """Seconds for the launcher's whole container lifecycle around `true` (create with every
     lockdown setting, start, wait, remove): the fixed cost a docker run adds."""
-    from artifact.docker_engine import connect
-    from artifact.runtime_docker import ContainerPlan, container_user, run_container
+    from artifact.launch.docker_engine import connect
+    from artifact.launch.runtime_docker import ContainerPlan, container_user, run_container
 
     client = connect()
     times = []
@@ -71,7 +71,7 @@ def lifecycle(image: str, n: int) -> list[float]:
 def machine() -> dict:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor())
-    from artifact.docker_engine import connect, engine_info
+    from artifact.launch.docker_engine import connect, engine_info
 
     engine = engine_info(connect())
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
@@ -141,8 +141,8 @@ Notes the launcher recorded: {'; '.join(sorted({n for r in result['rounds'] for 
 
 
 def main() -> int:
-    from artifact.docker_engine import connect
-    from artifact.image import default_image, image_info
+    from artifact.launch.docker_engine import connect
+    from artifact.launch.image import default_image, image_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)

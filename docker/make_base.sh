@@ -60,9 +60,9 @@ fi
 
 # Loaded, not `docker import`ed: an imported image's id records the import time, so every machine
 # (and every re-import) would name the same root filesystem differently. The archive written by
-# artifact/imagearchive.py has a config whose only time is SOURCE_DATE_EPOCH, so the base's id is
+# artifact/launch/imagearchive.py has a config whose only time is SOURCE_DATE_EPOCH, so the base's id is
 # a function of the tarball, and so is the id of every image built on it.
-PYTHONPATH="$here/.." "$PYTHON" -m artifact.imagearchive base "$tarball" "$ref" "$EPOCH" \
+PYTHONPATH="$here/.." "$PYTHON" -m artifact.launch.imagearchive base "$tarball" "$ref" "$EPOCH" \
     "debootstrap $SUITE minbase ($key)" | docker load >/dev/null \
     || die "loading $tarball failed: is the Docker daemon running? (artifact doctor)"
 echo "$ref"

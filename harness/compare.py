@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from harness import stats, versions
+from harness import effects, stats, versions
 from harness.errors import HarnessError, RecordError
 from harness.ncu import NcuProfile
 from harness.records import CaseResult, from_dict, load_json
@@ -141,14 +141,14 @@ def compare_cases(
 
     g: Optional[float] = None
     if base.size >= 2 and cand.size >= 2:
-        g = stats.hedges_g(cand, base)
+        g = effects.hedges_g(cand, base)
         if not np.isfinite(g):
             notes.append("hedges_g undefined: neither case has any spread in its samples")
             g = None
     else:
         notes.append("hedges_g undefined: needs at least 2 samples per case")
-    delta = stats.cliffs_delta(cand, base)
-    u, p = stats.mann_whitney(cand, base)
+    delta = effects.cliffs_delta(cand, base)
+    u, p = effects.mann_whitney(cand, base)
 
     speedup = speedup_low = speedup_high = None
     if relation == RELATION_SPEEDUP:
@@ -164,7 +164,7 @@ def compare_cases(
         speedup=speedup,
         hedges_g=g,
         cliffs_delta=delta,
-        cliffs_magnitude=stats.cliffs_magnitude(delta),
+        cliffs_magnitude=effects.cliffs_magnitude(delta),
         mannwhitney_u=u,
         mannwhitney_p=p,
         verdict=_verdict(relation, ci.low, ci.high),

@@ -29,7 +29,7 @@ PLAN_VERSION = versions.current(KIND_PLAN)
 # The bounds of a plan: the full profile has 25 cases, the artifact plans 30. Beyond these a plan
 # is a typo (or hostile) and would run for days, or fail to fit in memory while being expanded.
 MAX_CASES = 10_000
-MAX_SAMPLES = 20_000  # per repetition (artifact.results.MAX_CASE_SAMPLES bounds a case's file)
+MAX_SAMPLES = 20_000  # per repetition (artifact.results.checks.MAX_CASE_SAMPLES bounds a case's file)
 MAX_REPEATS = 20
 
 

@@ -75,7 +75,7 @@ class ConfidenceInterval:
 
 
 # --------------------------------------------------------------------------- input checks
-def _samples(values: Sequence[float] | np.ndarray, name: str, *, min_n: int = 1, positive: bool = False) -> np.ndarray:
+def as_samples(values: Sequence[float] | np.ndarray, name: str, *, min_n: int = 1, positive: bool = False) -> np.ndarray:
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -125,7 +125,7 @@ def _statistic_sorted(s: np.ndarray, statistic: str) -> float:
     return _median_sorted(s) if statistic == "median" else float(s.mean())
 
 
-def _draw_medians(s: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+def draw_medians(s: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """`size` bootstrap medians of the sorted sample `s` via the order-statistic identity (module doc)."""
     n = s.size
     if n % 2:
@@ -155,7 +155,7 @@ def _draw_means(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _draw(s: np.ndarray, statistic: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    return _draw_medians(s, size, rng) if statistic == "median" else _draw_means(s, size, rng)
+    return draw_medians(s, size, rng) if statistic == "median" else _draw_means(s, size, rng)
 
 
 def _jackknife_sorted(s: np.ndarray, statistic: str) -> np.ndarray:
@@ -273,7 +273,7 @@ def bootstrap_ci(
     zero-width interval with flag "degenerate_all_equal"; `ci.method` says what was computed.
     """
     _check_options(statistic, method, n_resamples, level)
-    s = np.sort(_samples(samples, "samples"))
+    s = np.sort(as_samples(samples, "samples"))
     estimate = _statistic_sorted(s, statistic)
     flags = _tie_flags(s)
     if s[0] == s[-1]:
@@ -297,15 +297,15 @@ def ratio_of_medians_ci(
     samples), falling back to percentile with a flag where BCa is undefined.
     """
     _check_options("median", method, n_resamples, level)
-    sa = np.sort(_samples(a, "a", positive=True))
-    sb = np.sort(_samples(b, "b", positive=True))
+    sa = np.sort(as_samples(a, "a", positive=True))
+    sb = np.sort(as_samples(b, "b", positive=True))
     ma, mb = _median_sorted(sa), _median_sorted(sb)
     estimate = ma / mb
     flags = sorted(set(_tie_flags(sa) + _tie_flags(sb)))
     if sa[0] == sa[-1] and sb[0] == sb[-1]:
         return _degenerate(estimate, level, flags)
     rng = np.random.default_rng(seed)
-    draws = _draw_medians(sa, n_resamples, rng) / _draw_medians(sb, n_resamples, rng)
+    draws = draw_medians(sa, n_resamples, rng) / draw_medians(sb, n_resamples, rng)
     jack: list[np.ndarray] = []
     if method == "bca":
         # A constant sample contributes a jackknife of equal values: no acceleration from it.
@@ -323,7 +323,7 @@ def _ratio_resolution(sa: np.ndarray, sb: np.ndarray, ma: float, mb: float, rati
     return ratio * ((ra or 0.0) / ma + (rb or 0.0) / mb)
 
 
-def _hierarchical_draws(
+def hierarchical_draws(
     sorted_groups: list[np.ndarray], statistic: str, size: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Resample repetitions with replacement, then samples within each chosen repetition; each
@@ -346,7 +346,7 @@ def _groups(groups: Groups, name: str, positive: bool = False) -> list[np.ndarra
         raise HarnessError(f"{name}: no repetitions; pass at least one list of samples")
     if any(np.ndim(g) == 0 for g in groups):
         raise HarnessError(f"{name}: expected a list of repetitions (lists of samples), got a list of numbers")
-    return [np.sort(_samples(g, f"{name}[{i}]", positive=positive)) for i, g in enumerate(groups)]
+    return [np.sort(as_samples(g, f"{name}[{i}]", positive=positive)) for i, g in enumerate(groups)]
 
 
 def hierarchical_bootstrap_ci(
@@ -374,7 +374,7 @@ def hierarchical_bootstrap_ci(
     flags = _tie_flags(np.sort(np.concatenate(sorted_groups)))
     if all(s[0] == s[-1] for s in sorted_groups) and np.all(per_group == per_group[0]):
         return _degenerate(estimate, level, flags)
-    draws = _hierarchical_draws(sorted_groups, statistic, n_resamples, np.random.default_rng(seed))
+    draws = hierarchical_draws(sorted_groups, statistic, n_resamples, np.random.default_rng(seed))
     ci = _interval(draws, estimate, level, "percentile", [], flags)
     ci.method = "hierarchical_percentile"
     return _widen(ci, resolution_of(np.sort(np.concatenate(sorted_groups))))
@@ -399,7 +399,7 @@ def hierarchical_ratio_ci(
     est_b = float(np.median([_median_sorted(s) for s in gb]))
     flags = sorted(set(_tie_flags(np.sort(np.concatenate(ga))) + _tie_flags(np.sort(np.concatenate(gb)))))
     rng = np.random.default_rng(seed)
-    draws = _hierarchical_draws(ga, "median", n_resamples, rng) / _hierarchical_draws(gb, "median", n_resamples, rng)
+    draws = hierarchical_draws(ga, "median", n_resamples, rng) / hierarchical_draws(gb, "median", n_resamples, rng)
     pooled_a, pooled_b = np.sort(np.concatenate(ga)), np.sort(np.concatenate(gb))
     resolution = _ratio_resolution(pooled_a, pooled_b, est_a, est_b, est_a / est_b)
     if draws.min() == draws.max():
@@ -438,7 +438,7 @@ def median_ci_distribution_free(samples: Sequence[float] | np.ndarray, level: fl
     coverage >= level for any continuous distribution (conservative with ties). O(n) selection,
     no resampling: the timer's stopping rule calls it after every batch."""
     _check_level(level)
-    x = _samples(samples, "samples")
+    x = as_samples(samples, "samples")
     n = x.size
     lo, hi = median_ci_ranks(n, float(level))
     if lo < 0:
@@ -448,66 +448,6 @@ def median_ci_distribution_free(samples: Sequence[float] | np.ndarray, level: fl
         )
     part = np.partition(x, (lo, hi))
     return float(part[lo]), float(part[hi])
-
-
-# --------------------------------------------------------------------------- effect sizes and tests
-def hedges_correction(df: float) -> float:
-    """Exact small-sample correction J(df) = Gamma(df/2) / (sqrt(df/2) Gamma((df-1)/2))."""
-    if not df > 1:
-        raise HarnessError(f"df: {df!r} must exceed 1 for Hedges' correction; use at least 2 samples per group")
-    return math.exp(special.gammaln(df / 2) - 0.5 * math.log(df / 2) - special.gammaln((df - 1) / 2))
-
-
-def _cohens_d(x: np.ndarray, y: np.ndarray) -> float:
-    diff = float(x.mean() - y.mean())
-    df = x.size + y.size - 2
-    pooled = math.sqrt(((x.size - 1) * x.var(ddof=1) + (y.size - 1) * y.var(ddof=1)) / df)
-    if pooled == 0.0:
-        return 0.0 if diff == 0.0 else math.copysign(math.inf, diff)
-    return diff / pooled
-
-
-def hedges_g(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
-    """Cohen's d times the exact J(na + nb - 2). Positive: a is larger (slower, for times)."""
-    x = _samples(a, "a", min_n=2)
-    y = _samples(b, "b", min_n=2)
-    return _cohens_d(x, y) * hedges_correction(x.size + y.size - 2)
-
-
-def cliffs_delta(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
-    """P(a > b) - P(a < b) over all pairs, in O((na + nb) log nb) by binary search; ties count 0."""
-    x = _samples(a, "a")
-    y = np.sort(_samples(b, "b"))
-    below = np.searchsorted(y, x, side="left").sum()  # pairs with b < a
-    above = (y.size - np.searchsorted(y, x, side="right")).sum()  # pairs with b > a
-    return float(below - above) / (x.size * y.size)
-
-
-# Romano, Kromrey, Coraggio & Skowronek (2006): |delta| < .147 negligible, < .33 small, < .474 medium.
-CLIFFS_THRESHOLDS = ((0.147, "negligible"), (0.33, "small"), (0.474, "medium"))
-
-
-def cliffs_magnitude(delta: float) -> str:
-    if not (isinstance(delta, (int, float)) and -1.0 <= delta <= 1.0):
-        raise HarnessError(f"delta: {delta!r} is not a Cliff's delta (must lie in [-1, 1])")
-    for bound, name in CLIFFS_THRESHOLDS:
-        if abs(delta) < bound:
-            return name
-    return "large"
-
-
-def mann_whitney(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> tuple[float, float]:
-    """(U of a, two-sided p) from scipy.stats.mannwhitneyu; p = 1.0 where scipy has no answer
-    (every value equal), never NaN."""
-    x = _samples(a, "a")
-    y = _samples(b, "b")
-    if np.all(x == x[0]) and np.all(y == x[0]):
-        return float(x.size * y.size) / 2.0, 1.0
-    from scipy.stats import mannwhitneyu  # scipy.stats costs ~0.4 s to import; only this needs it
-
-    res = mannwhitneyu(x, y, alternative="two-sided")
-    p = float(res.pvalue)
-    return float(res.statistic), (1.0 if not math.isfinite(p) else min(p, 1.0))
 
 
 # --------------------------------------------------------------------------- the timer's summary
@@ -575,35 +515,3 @@ def direction(ratio_low: float, ratio_high: float) -> str:
     if ratio_low > 1.0:
         return SLOWER
     return NO_DIFFERENCE
-
-
-# --------------------------------------------------------------------------- exponents (time ~ S^p)
-def median_draws(groups: Groups, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap draws of a case's median: repetitions resampled, then samples within each (with
-    one repetition, the ordinary bootstrap of the median), by the order-statistic identity above
-    in O(size) memory: resampling indices took size x n (77 GiB for a case of 2.6M samples)."""
-    arrays = [np.sort(np.asarray(g, dtype=float)) for g in groups]
-    if len(arrays) == 1:
-        return _draw_medians(arrays[0], size, rng)
-    return _hierarchical_draws(arrays, "median", size, rng)
-
-
-def loglog_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares slope of log(y) against log(x); y may be (draws, points)."""
-    lx = np.log(np.asarray(x, dtype=float))
-    ly = np.log(np.asarray(y, dtype=float))
-    cx = lx - lx.mean()
-    return np.asarray((ly - ly.mean(axis=-1, keepdims=True)) @ cx / (cx @ cx))
-
-
-def scaling_exponent(groups_per_point: Sequence[Sequence[Sequence[float]]], seqs: Sequence[int], level: float = 0.95,
-                     size: int = VERDICT_BOOTSTRAP.resamples, seed: int = VERDICT_BOOTSTRAP.seed) -> tuple[float, float, float]:
-    """Exponent p of time ~ S^p from the medians (median of repetition medians), with a
-    percentile-bootstrap CI, each point resampled independently: (estimate, low, high)."""
-    medians = np.array([float(np.median([np.median(g) for g in groups])) for groups in groups_per_point])
-    estimate = float(loglog_slope(np.array(seqs), medians))
-    rng = np.random.default_rng(seed)
-    draws = np.column_stack([median_draws(g, size, rng) for g in groups_per_point])
-    slopes = loglog_slope(np.array(seqs), draws)
-    tail = (1 - level) / 2
-    return estimate, float(np.quantile(slopes, tail)), float(np.quantile(slopes, 1 - tail))

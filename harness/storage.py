@@ -9,7 +9,7 @@ Layout of an output folder:
     run.log                  (host side) the harness's output, appended per attempt
 
 Which files belong to the folder is decided once, by `is_member`: hashing (write_manifest),
-verifying (verify_manifest) and reading (load_cases, and the host's artifact/folder.py) all ask
+verifying (verify_manifest) and reading (load_cases, and the host's artifact/results/folder.py) all ask
 it. Files the host writes about the results afterwards (verdicts, reports, plots) are not
 results; the harness does not know their names, the host passes them down as `outputs`.
 """

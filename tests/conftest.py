@@ -32,8 +32,8 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def docker_client():
     """A DockerClient for the engine `make test` started (docker/ensure_engine.sh)."""
-    from artifact.docker_engine import connect
     from artifact.errors import ArtifactError
+    from artifact.launch.docker_engine import connect
 
     try:
         client = connect()
@@ -68,7 +68,7 @@ def _built(ref: str, args: list[str], timeout: float) -> str:
 def offline_image(docker_client) -> str:
     """The benchmark image, built offline (debootstrap base + wheelhouse, network off) from this
     checkout through `artifact build --offline`. Cached layers make a rebuild take seconds."""
-    from artifact.image import default_image
+    from artifact.launch.image import default_image
 
     return _built(default_image("cpu"), ["build", "--offline"], timeout=1800)
 
@@ -77,7 +77,7 @@ def offline_image(docker_client) -> str:
 def offline_cuda_image(docker_client) -> str:
     """The CUDA image (torch 2.11.0, CUDA 13.0), built offline like the CPU one. The first build on
     a machine downloads its wheels (2.6 GB) and takes minutes; then the cache makes it seconds."""
-    from artifact.image import default_image
+    from artifact.launch.image import default_image
 
     return _built(default_image("cuda"), ["build", "--offline", "--variant", "cuda"], timeout=3600)
 

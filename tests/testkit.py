@@ -17,7 +17,7 @@ H200_RUN = REPO / "bench" / "h200" / "machine-D" / "run-D1"
 def copy_run(src: Path, dst: Path) -> Path:
     """A copy of the results folder `src` at `dst` without the host's outputs (verdict.*,
     report.*), so a test judges the measurements and never a verdict file left in the folder."""
-    from artifact.folder import OUTPUTS
+    from artifact.results.folder import OUTPUTS
 
     shutil.copytree(src, dst)
     for f in dst.iterdir():

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from artifact.claims.base import FAIL, Claim, ClaimVerdict, ParseContext, judge_numeric
 from artifact.claims.parts import CaseSelector, Tolerance, parse_selector, parse_tolerance
-from artifact.folder import ResultSet
+from artifact.results.folder import ResultSet
 from artifact.textfmt import num
 from artifact.yamlnode import Node
 from harness.records import CaseResult
@@ -86,7 +86,7 @@ def clock_comparison(case: CaseResult, derivation: Any, time_ratio: float | None
         return f"clocks: this run recorded none (the reference runs ran at {ref['median']:g} MHz)"
     ratio = mine.sm_mhz_median / ref["median"]
     if time_ratio is not None:
-        from artifact.machine_state import attribution
+        from artifact.results.machine_state import attribution
 
         return (f"clocks: SM clock {mine.sm_mhz_median:g} MHz while timing, the reference runs' {ref['median']:g} MHz "
                 f"({ratio:.3g}x); " + attribution(time_ratio, ratio))

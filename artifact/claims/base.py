@@ -7,7 +7,7 @@ Rules every judge follows:
   FAIL "missing" when the claim is `required` (the default: a run in scope must produce it), SKIP
   when it is not. A case the harness tried and that failed -> FAIL. The verdict says which.
 - A case that is invalid (its timed calls were not shown to do the work, by the harness or by
-  artifact/integrity.py) -> FAIL "case <id> is invalid: <reason>", required or not: never PASS
+  artifact/results/integrity.py) -> FAIL "case <id> is invalid: <reason>", required or not: never PASS
   on numbers that certify nothing, never SKIP as if the case were merely absent. Except a case
   invalid because it was timed beside another process on the GPU (issue 17): SKIP "not judged",
   and the verdict is INVALID with exit code 4 whatever its claims say, so it never reads as PASS.
@@ -24,8 +24,8 @@ from typing import Any, ClassVar, Optional
 
 from artifact.claims.parts import CaseSelector, Scope, TimingSpec, Tolerance, parse_scope
 from artifact.errors import ArtifactError
-from artifact.folder import ResultSet
-from artifact.integrity import is_shared, why_invalid
+from artifact.results.folder import ResultSet
+from artifact.results.integrity import is_shared, why_invalid
 from artifact.textfmt import num
 from artifact.yamlnode import Node
 from harness.records import CaseResult

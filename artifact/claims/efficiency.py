@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from artifact.claims.base import FAIL, PASS, SKIP, Claim, ClaimVerdict, ParseContext
 from artifact.claims.parts import CaseSelector, Tolerance, parse_selector, parse_tolerance
-from artifact.folder import ResultSet
+from artifact.results.folder import ResultSet
 from artifact.yamlnode import Node
 from harness.integrity.roofline import contended
 

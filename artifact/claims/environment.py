@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Optional
 
 from artifact.claims.base import FAIL, PASS, Claim, ClaimVerdict, ParseContext
 from artifact.claims.parts import CaseSelector
-from artifact.folder import ResultSet
+from artifact.results.folder import ResultSet
 from artifact.yamlnode import Node
 
 ENV_KEYS = ("tf32_off", "deterministic", "fill_off", "min_nvidia_driver", "min_cuda_driver")

@@ -10,9 +10,9 @@ import numpy as np
 
 from artifact.claims.base import FAIL, PASS, Claim, ClaimVerdict, ParseContext, SeriesMixin, judge_numeric, parse_series
 from artifact.claims.parts import CaseSelector, Tolerance, parse_selector
-from artifact.folder import ResultSet
+from artifact.results.folder import ResultSet
 from artifact.yamlnode import Node
-from harness import stats
+from harness import exponents
 from harness.records import CaseResult
 
 
@@ -92,7 +92,7 @@ class MemoryGrowthClaim(SeriesMixin, MemoryClaim):
         if early:
             return early
         peaks = np.array([p for _, p in found], dtype=float)
-        est = float(stats.loglog_slope(np.array(self.seqs), peaks))
+        est = float(exponents.loglog_slope(np.array(self.seqs), peaks))
         return judge_numeric(self, self.tolerance, self.reference, est, None, "", "memory growth exponent",
                              [c.case.case_id for c, _ in found],
                              details=[f"S={s}: {int(p)} bytes" for s, p in zip(self.seqs, peaks)])

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from artifact.claims.base import FAIL, PASS, Claim, ClaimVerdict, ParseContext
 from artifact.claims.parts import CaseSelector, parse_selector
-from artifact.folder import ResultSet
+from artifact.results.folder import ResultSet
 from artifact.textfmt import num
 from artifact.yamlnode import Node
 from harness.records import Correctness

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Optional
 
 from artifact.claims.base import FAIL, PASS, Claim, ClaimVerdict, ParseContext, judge_numeric, shape_words, short
 from artifact.claims.parts import CaseSelector, Tolerance, check_backend_names, parse_selector, parse_tolerance
-from artifact.folder import ResultSet
+from artifact.results.folder import ResultSet
 from artifact.textfmt import num
 from artifact.yamlnode import Node
 from harness import stats

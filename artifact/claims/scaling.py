@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 from artifact.claims.base import Claim, ClaimVerdict, ParseContext, SeriesMixin, judge_numeric, parse_series
 from artifact.claims.parts import CaseSelector, Tolerance
-from artifact.folder import ResultSet, groups_of
+from artifact.results.folder import ResultSet, groups_of
 from artifact.yamlnode import Node
-from harness import stats
+from harness import exponents
 from harness.records import CaseResult
 
 
@@ -38,7 +38,7 @@ class ScalingClaim(SeriesMixin, Claim):
                 return early
             assert case is not None
             found.append(case)
-        est, lo, hi = stats.scaling_exponent([groups_of(c) for c in found], self.seqs)
+        est, lo, hi = exponents.scaling_exponent([groups_of(c) for c in found], self.seqs)
         return judge_numeric(self, self.tolerance, self.reference, est, (lo, hi), "", "exponent",
                              [c.case.case_id for c in found], ci_level=0.95,
                              details=["OLS slope of log(median) on log(S); percentile bootstrap CI"])

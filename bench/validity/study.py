@@ -46,9 +46,9 @@ sys.path.insert(0, str(REPO))
 
 from artifact import derive  # noqa: E402
 from artifact.claims import FAIL, PASS  # noqa: E402
-from artifact.folder import ResultSet, load_results  # noqa: E402
 from artifact.reference import load_reference  # noqa: E402
-from artifact.results import check_case  # noqa: E402
+from artifact.results.checks import check_case  # noqa: E402
+from artifact.results.folder import ResultSet, load_results  # noqa: E402
 from artifact.verdict import judge_all  # noqa: E402
 from harness import storage  # noqa: E402
 from harness.records import CaseResult  # noqa: E402
@@ -123,7 +123,7 @@ def machine_of(rs: ResultSet) -> str:
 # --------------------------------------------------------------------------- slowed copies
 def slowed(case: CaseResult, factor: float) -> CaseResult:
     """The case with every raw sample `factor` times longer and its stored summary scaled alike,
-    then read back through artifact.results.check_case (which recomputes it from the samples)."""
+    then read back through artifact.results.checks.check_case (which recomputes it from the samples)."""
     t = case.timing
     reps = [replace(r, samples_ms=[x * factor for x in r.samples_ms]) for r in t.repetitions]  # type: ignore[union-attr]
     s = t.summary  # type: ignore[union-attr]

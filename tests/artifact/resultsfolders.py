@@ -118,7 +118,7 @@ def as_schema4(src: Path, dst: Path, *, status: str = "ok", integrity: Integrity
     every case file at version 4 with a passing integrity record (`ok_integrity`), and the selected
     cases (backend and/or seq; none when neither is given) given `status`, `integrity` and `reason`
     instead. The manifest is rewritten, the host's outputs (verdict.*, report.*) left out of it."""
-    from artifact.folder import write_manifest
+    from artifact.results.folder import write_manifest
 
     shutil.copytree(src, dst)
     selected = backend is not None or seq is not None
@@ -226,7 +226,7 @@ def with_machine(folder: Path, *, backend: str | None = None, seq: int | None = 
     """Give a schema-4 folder's selected cases (backend and/or seq) a watch record and, when given,
     a status and reason; its ceilings a watch; its env.json another enforced power limit. Every
     record becomes schema 5; the manifest is rewritten."""
-    from artifact.folder import write_manifest
+    from artifact.results.folder import write_manifest
 
     for p in sorted((folder / storage.CASES_DIR).glob("*.json")):
         case = replace(load_record(p, CaseResult), schema_version=5)

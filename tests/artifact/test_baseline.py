@@ -16,7 +16,7 @@ from testkit import H200_RUN, REPO, copy_run
 
 from artifact import baseline
 from artifact.cli import main
-from artifact.folder import load_results
+from artifact.results.folder import load_results
 from harness import storage
 from harness.records import CaseResult, load_record
 

@@ -113,21 +113,21 @@ def test_every_command_line_in_the_code_s_advice_parses():
 @pytest.fixture
 def docker_run_interrupted(monkeypatch):
     """A Docker run whose container is interrupted (Ctrl-C) as it starts; no engine needed."""
-    from artifact import runtime_select
-    from artifact.runtime_select import Choice
+    from artifact.launch import runtime_select
+    from artifact.launch.runtime_select import Choice
 
     monkeypatch.setattr(runtime_select, "choose", lambda *a, **k: Choice("docker", "requested", object(), None))
-    monkeypatch.setattr("artifact.docker_engine.engine_info", lambda client: None)
-    monkeypatch.setattr("artifact.image.image_info", lambda client, image: None)
+    monkeypatch.setattr("artifact.launch.docker_engine.engine_info", lambda client: None)
+    monkeypatch.setattr("artifact.launch.image.image_info", lambda client, image: None)
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("artifact.runtime_docker.run_container", interrupted)
+    monkeypatch.setattr("artifact.launch.runtime_docker.run_container", interrupted)
 
 
 def test_interrupted_docker_run_advises_a_resume_that_keeps_its_runtime(tmp_path, docker_run_interrupted):
-    from artifact import launch
+    from artifact.launch import run as launch
 
     notes: list[str] = []
     opts = launch.RunOptions(runtime="docker", out=tmp_path / "out", profile="smoke", gpus="none",
@@ -151,7 +151,7 @@ def test_docker_commands_offer_only_options_they_have(command, tmp_path):
 
 # --------------------------------------------------------------------------- a CPU-only host
 def test_cpu_only_host_gets_a_short_reason_and_no_gpu_preflight():
-    from artifact import runtime_select
+    from artifact.launch import runtime_select
 
     def no(*a, **k):
         raise AssertionError("no GPU preflight on a host without an NVIDIA driver")
@@ -164,7 +164,7 @@ def test_cpu_only_host_gets_a_short_reason_and_no_gpu_preflight():
 
 
 def test_cpu_container_asks_for_no_gpu_ulimits(tmp_path):
-    from artifact import runtime_docker
+    from artifact.launch import runtime_docker
 
     cpu = runtime_docker.ContainerPlan(image="i", command=["true"], out=tmp_path).create_kwargs()
     gpu = runtime_docker.ContainerPlan(image="i", command=["true"], out=tmp_path, gpus=[]).create_kwargs()
@@ -174,7 +174,8 @@ def test_cpu_container_asks_for_no_gpu_ulimits(tmp_path):
 def test_native_run_from_the_matched_lock_ticks_the_checklist():
     from types import SimpleNamespace
 
-    from artifact import folder, report
+    from artifact.report import single as report
+    from artifact.results import folder
 
     rs, note = folder.load_results(CPU_RUN)
     # run.json's typed record, reduced to the fields the checklist reads
@@ -188,7 +189,7 @@ def test_native_run_from_the_matched_lock_ticks_the_checklist():
 
 
 def test_build_passes_only_the_build_args_of_the_stages_it_builds():
-    from artifact import image
+    from artifact.launch import image
 
     seen = []
 
@@ -258,7 +259,7 @@ def test_harness_resume_refuses_a_folder_of_another_configuration(flags_run, tmp
 
 
 def test_an_interrupted_run_is_checked_with_the_command_that_completes_it(tmp_path, docker_run_interrupted):
-    from artifact import launch
+    from artifact.launch import run as launch
 
     out = tmp_path / "out"  # interrupted before the first case: no env.json
     launch.launch(launch.RunOptions(runtime="docker", out=out, profile="smoke"), echo=lambda s: None, note=lambda s: None)

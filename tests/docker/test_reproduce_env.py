@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from testkit import REPO
 
-from artifact import runtime_select
+from artifact.launch import runtime_select
 from harness import lockcheck
 
 BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)  # the interpreter the test venv was made from

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import compare, stats, versions
+from harness import compare, effects, stats, versions
 from harness.errors import HarnessError, RecordError
 from harness.records import CaseResult, CaseSpec, Repetition, Timing, to_json
 from harness.storage import write_record
@@ -141,9 +141,9 @@ def test_effect_sizes_are_those_of_the_pooled_samples():
     pooled_c = np.concatenate([r.samples_ms for r in cand.timing.repetitions])
     cmp = compare.compare_cases(base, cand, seed=3)
     assert (cmp.n_baseline, cmp.n_candidate, cmp.baseline_repetitions, cmp.candidate_repetitions) == (300, 360, 2, 3)
-    assert cmp.hedges_g == pytest.approx(stats.hedges_g(pooled_c, pooled_b))
-    assert cmp.cliffs_delta == pytest.approx(stats.cliffs_delta(pooled_c, pooled_b))
-    assert (cmp.mannwhitney_u, cmp.mannwhitney_p) == stats.mann_whitney(pooled_c, pooled_b)
+    assert cmp.hedges_g == pytest.approx(effects.hedges_g(pooled_c, pooled_b))
+    assert cmp.cliffs_delta == pytest.approx(effects.cliffs_delta(pooled_c, pooled_b))
+    assert (cmp.mannwhitney_u, cmp.mannwhitney_p) == effects.mann_whitney(pooled_c, pooled_b)
     assert cmp.ci_method == "hierarchical_percentile"
     ci = stats.hierarchical_ratio_ci([r.samples_ms for r in cand.timing.repetitions],
                                      [r.samples_ms for r in base.timing.repetitions], seed=3)

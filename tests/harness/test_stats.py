@@ -12,7 +12,7 @@ import pytest
 from scipy import special
 from scipy import stats as sps
 
-from harness import stats
+from harness import effects, stats
 from harness.errors import HarnessError
 from harness.records import TimingSummary, from_dict, to_json
 
@@ -25,7 +25,7 @@ def median_ci_coverage(n: int, level: float = 0.95) -> float:
 
 
 def cohens_d(a, b) -> float:
-    return stats._cohens_d(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    return effects._cohens_d(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
 
 SEED_DATA = Path(__file__).resolve().parents[1] / "data" / "seed-l4-data"  # real L4 data, see its README
 RNG_SEED = 20251013
@@ -161,7 +161,7 @@ def test_median_draws_follow_the_exact_bootstrap_distribution_odd_n():
     # For odd n the bootstrap median is s[I], P(I <= j) = P(Binomial(n, (j+1)/n) >= (n+1)/2).
     n, b = 41, 40_000
     s = np.sort(np.random.default_rng(RNG_SEED).lognormal(size=n))
-    draws = stats._draw_medians(s, b, np.random.default_rng(5))
+    draws = stats.draw_medians(s, b, np.random.default_rng(5))
     idx = np.searchsorted(s, draws)
     empirical = np.searchsorted(np.sort(idx), np.arange(n), side="right") / b
     exact = sps.binom.sf((n + 1) // 2 - 1, n, (np.arange(n) + 1) / n)
@@ -172,7 +172,7 @@ def test_median_draws_follow_the_exact_bootstrap_distribution_odd_n():
 def test_median_draws_match_brute_force_index_resampling_even_n(n):
     b = 40_000
     s = np.sort(np.random.default_rng(RNG_SEED + n).lognormal(size=n))
-    fast = stats._draw_medians(s, b, np.random.default_rng(5))
+    fast = stats.draw_medians(s, b, np.random.default_rng(5))
     rng = np.random.default_rng(6)
     brute = np.median(s[rng.integers(0, n, size=(b, n))], axis=1)
     support = np.union1d(fast, brute)
@@ -338,18 +338,18 @@ def test_hedges_g_reproduces_lakens_2013_worked_example():
     # Lakens (2013), Front. Psychol. 4:863, Table 1: means 8.7 vs 7.7, SDs 0.82 / 0.95,
     # Cohen's d_s = 1.13, Hedges' g_s = 1.08.
     assert cohens_d(LAKENS_MOVIE_1, LAKENS_MOVIE_2) == pytest.approx(1.13, abs=0.005)
-    assert stats.hedges_g(LAKENS_MOVIE_1, LAKENS_MOVIE_2) == pytest.approx(1.08, abs=0.005)
-    assert stats.hedges_g(LAKENS_MOVIE_2, LAKENS_MOVIE_1) == -stats.hedges_g(LAKENS_MOVIE_1, LAKENS_MOVIE_2)
+    assert effects.hedges_g(LAKENS_MOVIE_1, LAKENS_MOVIE_2) == pytest.approx(1.08, abs=0.005)
+    assert effects.hedges_g(LAKENS_MOVIE_2, LAKENS_MOVIE_1) == -effects.hedges_g(LAKENS_MOVIE_1, LAKENS_MOVIE_2)
 
 
 def test_hedges_correction_is_exact_and_close_to_the_approximation():
     # Closed forms: J(2) = 1/sqrt(pi), J(4) = sqrt(2/pi).
-    assert stats.hedges_correction(2) == pytest.approx(1 / math.sqrt(math.pi), rel=1e-12)
-    assert stats.hedges_correction(4) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-12)
+    assert effects.hedges_correction(2) == pytest.approx(1 / math.sqrt(math.pi), rel=1e-12)
+    assert effects.hedges_correction(4) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-12)
     for df in range(10, 500, 7):
         approx = 1 - 3 / (4 * df - 1)
-        assert abs(stats.hedges_correction(df) - approx) < 0.5 / df**2
-    assert stats.hedges_correction(3) < stats.hedges_correction(30) < stats.hedges_correction(3000) < 1
+        assert abs(effects.hedges_correction(df) - approx) < 0.5 / df**2
+    assert effects.hedges_correction(3) < effects.hedges_correction(30) < effects.hedges_correction(3000) < 1
 
 
 def test_cohens_d_matches_the_pooled_t_statistic():
@@ -357,15 +357,15 @@ def test_cohens_d_matches_the_pooled_t_statistic():
     a, b = rng.lognormal(0.1, 0.3, 37), rng.lognormal(0.0, 0.4, 52)
     t = sps.ttest_ind(a, b, equal_var=True).statistic
     assert cohens_d(a, b) == pytest.approx(t * math.sqrt(1 / 37 + 1 / 52), rel=1e-10)
-    assert stats.hedges_g(a, b) == pytest.approx(cohens_d(a, b) * stats.hedges_correction(87), rel=1e-12)
+    assert effects.hedges_g(a, b) == pytest.approx(cohens_d(a, b) * effects.hedges_correction(87), rel=1e-12)
 
 
 def test_hedges_g_without_spread_and_with_too_few_samples():
     v = float(np.random.default_rng(RNG_SEED).uniform(0.1, 1.0))
-    assert stats.hedges_g([v] * 4, [v] * 5) == 0.0
-    assert stats.hedges_g([v] * 4, [2 * v] * 5) == -math.inf
+    assert effects.hedges_g([v] * 4, [v] * 5) == 0.0
+    assert effects.hedges_g([v] * 4, [2 * v] * 5) == -math.inf
     with pytest.raises(HarnessError, match="^a: has 1 values"):
-        stats.hedges_g([v], [v, 2 * v, 3 * v])
+        effects.hedges_g([v], [v, 2 * v, 3 * v])
 
 
 def brute_cliffs(a, b):
@@ -380,17 +380,17 @@ def test_cliffs_delta_matches_brute_force_with_ties():
         # Quantized values so ties are frequent, as with timer ticks.
         a = np.round(rng.normal(0.1, 0.01, na) / 1.024e-3) * 1.024e-3
         b = np.round(rng.normal(0.1, 0.01, nb) / 1.024e-3) * 1.024e-3
-        assert stats.cliffs_delta(a, b) == pytest.approx(brute_cliffs(a, b), abs=1e-12)
+        assert effects.cliffs_delta(a, b) == pytest.approx(brute_cliffs(a, b), abs=1e-12)
     x, y = l4_samples("full_enhanced_s128.json"), l4_samples("local_enhanced_s128.json")
-    assert stats.cliffs_delta(x, y) == pytest.approx(brute_cliffs(x, y), abs=1e-12)
-    assert stats.cliffs_delta(x, y) > 0.474  # the 17% between-run offset: a "large" effect
+    assert effects.cliffs_delta(x, y) == pytest.approx(brute_cliffs(x, y), abs=1e-12)
+    assert effects.cliffs_delta(x, y) > 0.474  # the 17% between-run offset: a "large" effect
 
 
 def test_cliffs_delta_agrees_with_mann_whitney_u():
     rng = np.random.default_rng(RNG_SEED)
     a, b = rng.lognormal(0, 1, 83), rng.lognormal(0.2, 1, 61)
-    u, _ = stats.mann_whitney(a, b)
-    assert stats.cliffs_delta(a, b) == pytest.approx(2 * u / (83 * 61) - 1, abs=1e-12)
+    u, _ = effects.mann_whitney(a, b)
+    assert effects.cliffs_delta(a, b) == pytest.approx(2 * u / (83 * 61) - 1, abs=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -399,12 +399,12 @@ def test_cliffs_delta_agrees_with_mann_whitney_u():
      (-0.4739, "medium"), (0.474, "large"), (-1.0, "large")],
 )
 def test_cliffs_magnitude_uses_romano_thresholds(delta, name):
-    assert stats.cliffs_magnitude(delta) == name
+    assert effects.cliffs_magnitude(delta) == name
 
 
 def test_cliffs_magnitude_rejects_values_outside_minus_one_one():
     with pytest.raises(HarnessError, match="^delta"):
-        stats.cliffs_magnitude(1.5)
+        effects.cliffs_magnitude(1.5)
 
 
 def test_mann_whitney_matches_scipy():
@@ -412,17 +412,17 @@ def test_mann_whitney_matches_scipy():
     for na, nb in [(8, 11), (60, 45), (400, 350)]:
         a, b = rng.lognormal(0, 0.5, na), rng.lognormal(0.15, 0.5, nb)
         ref = sps.mannwhitneyu(a, b, alternative="two-sided")
-        assert stats.mann_whitney(a, b) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue))
+        assert effects.mann_whitney(a, b) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue))
     x, y = l4_samples("full_enhanced_s512.json"), l4_samples("local_enhanced_s512.json")
     ref = sps.mannwhitneyu(x, y, alternative="two-sided")
-    assert stats.mann_whitney(x, y) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue))
+    assert effects.mann_whitney(x, y) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue))
 
 
 def test_mann_whitney_all_ties_is_p_one_not_nan():
     v = float(np.random.default_rng(RNG_SEED).uniform(0.05, 1.0))
-    u, p = stats.mann_whitney([v] * 12, [v] * 9)
+    u, p = effects.mann_whitney([v] * 12, [v] * 9)
     assert (u, p) == (54.0, 1.0)
-    u, p = stats.mann_whitney([v], [v])
+    u, p = effects.mann_whitney([v], [v])
     assert (u, p) == (0.5, 1.0)
 
 
@@ -524,12 +524,12 @@ def test_no_nan_escapes_on_small_tied_random_inputs():
         values += [ci.estimate, ci.low, ci.high]
         ci = stats.hierarchical_bootstrap_ci([a, b], n_resamples=300)
         values += [ci.estimate, ci.low, ci.high]
-        values += list(stats.mann_whitney(a, b)) + [stats.cliffs_delta(a, b)]
+        values += list(effects.mann_whitney(a, b)) + [effects.cliffs_delta(a, b)]
         values += list(stats.median_ci_distribution_free(a + b + a, 0.9)) if len(a + b + a) >= 5 else []
         summary = stats.summarize_repetitions([a, b], [True, True], n_resamples=300)
         json.loads(to_json(summary))  # allow_nan=False
         assert all(math.isfinite(v) for v in values), values
-        assert not math.isnan(stats.hedges_g(a, b))
+        assert not math.isnan(effects.hedges_g(a, b))
 
 
 def test_faster_only_when_the_whole_ratio_ci_lies_below_one():

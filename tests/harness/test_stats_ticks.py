@@ -35,7 +35,7 @@ def test_equal_jackknife_values_give_zero_acceleration_and_the_bc_interval():
     ci = stats.bootstrap_ci(x, seed=5)
     assert ci.method == "bca" and stats.FLAG_BCA_FALLBACK not in ci.flags
     # The textbook BC interval from the very draws bootstrap_ci made (same seed, same generator).
-    draws = stats._draw_medians(s, 10_000, np.random.default_rng(5))
+    draws = stats.draw_medians(s, 10_000, np.random.default_rng(5))
     est = float(np.median(x))
     z0 = sps.norm.ppf((np.count_nonzero(draws < est) + np.count_nonzero(draws <= est)) / (2 * draws.size))
     z = sps.norm.ppf(0.025)
@@ -76,7 +76,7 @@ def test_no_interval_is_narrower_than_the_timer_resolution():
     rng = np.random.default_rng(9)
     ticks = np.concatenate([np.full(400, 50), 49 - rng.integers(0, 2, 50), 51 + rng.integers(0, 2, 50)])
     x = rng.permutation(ticks) * TICK
-    draws = stats._draw_medians(np.sort(x), 10_000, np.random.default_rng(0))
+    draws = stats.draw_medians(np.sort(x), 10_000, np.random.default_rng(0))
     assert draws.min() == draws.max() == 50 * TICK  # the premise: zero-width bootstrap interval
     for method in ("bca", "percentile"):
         ci = stats.bootstrap_ci(x, method=method, seed=0)

@@ -26,7 +26,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 
 
 # What the host writes into a folder after the run; the harness knows no such names, the host
-# passes them down (artifact/folder.py OUTPUTS).
+# passes them down (artifact/results/folder.py OUTPUTS).
 OUTPUTS = ("verdict.", "verdict-", "report.", "time-vs-seq-")
 
 

@@ -15,7 +15,9 @@ from harness.records import to_dict
 
 
 def test_every_record_kind_written_anywhere_is_registered():
-    from artifact import archive, reference, runinfo, shards, verdict
+    from artifact import reference, verdict
+    from artifact.launch import archive, shards
+    from artifact.results import runinfo
     from harness import compare, ncu, records, tuned
 
     kinds = {records.KIND_CASE, records.KIND_ENV, records.KIND_MANIFEST, records.KIND_CEILINGS, runinfo.KIND_RUN,
@@ -54,7 +56,7 @@ def test_an_older_record_reads_and_a_newer_one_names_the_file_and_the_fix(tmp_pa
 
 def test_a_record_is_checked_against_its_own_kind(tmp_path):
     """run.json is checked against the run record's version, not the case records'."""
-    from artifact.folder import RUN_FILE, load_run_info
+    from artifact.results.folder import RUN_FILE, load_run_info
 
     info = json.loads((REPO / "bench" / "h200" / "machine-D" / "run-D1" / "run.json").read_text())
     (tmp_path / RUN_FILE).write_text(json.dumps(info | {"schema_version": versions.current("run") + 1}))

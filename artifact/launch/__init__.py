@@ -1,0 +1,1 @@
+"""Launch, run and shard the harness: Docker, native, Slurm; images and their archives."""

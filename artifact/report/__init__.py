@@ -1,0 +1,1 @@
+"""What people read: the report, side by side, plots, the documents' generated tables."""
