@@ -25,8 +25,10 @@ _INT_FIELDS = ("batch", "heads", "seq", "head_dim")
 _CASE_DEFAULTS = {f.name: f.default for f in fields(CaseSpec) if f.name in ("dtype", "causal", "cache")}
 
 # What CaseSpec.case_id produces, so a case_id that no run could write is caught when the file is read.
+# A user's workload "package.module:ATTR" appears as "package.module.ATTR", its backend as it names it.
 _CASE_ID = re.compile(
-    r"^(?P<workload>[a-z0-9_]+)-(?P<backend>[a-z0-9_]+)-b(?P<batch>\d+)h(?P<heads>\d+)s(?P<seq>\d+)d(?P<head_dim>\d+)"
+    r"^(?P<workload>[a-z0-9_]+|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)-(?P<backend>[A-Za-z0-9_][A-Za-z0-9_.+]*)"
+    r"-b(?P<batch>\d+)h(?P<heads>\d+)s(?P<seq>\d+)d(?P<head_dim>\d+)"
     r"-(?P<dtype>[a-z0-9]+)-(?P<mask>full|causal)-(?P<cache>[a-z]+)-(?P<device>[a-z]+)(?:-cfg[0-9a-f]{8})?$"
 )
 
@@ -217,7 +219,9 @@ def parse_selector(
         m = _CASE_ID.match(cid)
         if not m:
             raise cid_node.error(f"{cid!r} is not a case id the harness writes", "copy it from a cases/<case_id>.json file name")
-        _check_backend(cid_node, [m["workload"]], [m["backend"]])
+        # The dots of a user's workload hide which one was the colon: only its backend's form is checked.
+        user = "." in m["workload"]
+        _check_backend(cid_node, [] if user else [m["workload"]], [m["backend"]], user=user)
         return CaseSelector(case_id=cid)
     node.only_keys(CASE_FIELDS)
     values: dict[str, list[Any]] = {}
@@ -270,11 +274,25 @@ def case_value(node: Node, key: str) -> Any:
     return node.text()
 
 
-def _check_backend(node: Node, workload_names: list[str], backends: list[str]) -> None:
+def _check_backend(node: Node, workload_names: list[str], backends: list[str], *, user: bool = False) -> None:
+    """A case no run can produce is an error: an unknown bundled workload or backend. A user's
+    workload ("package.module:ATTR") declares its own backends; the host (no torch) checks only
+    the forms, the harness the rest when it imports the module."""
     for w in workload_names:
-        if w not in workloads.BACKENDS:
-            raise node.error(f"unknown workload {w!r}: no run can produce this case", f"known workloads: {', '.join(workloads.names())}")
-    known = sorted({b for w in (workload_names or list(workloads.BACKENDS)) for b in workloads.BACKENDS[w]})
+        why = workloads.check_name(w)
+        if why is not None:
+            if workloads.is_external(w):
+                raise node.error(f"workload {why}", "name a workload of your own as package.module:ATTR")
+            raise node.error(f"unknown workload {w!r}: no run can produce this case",
+                             f"known workloads: {', '.join(workloads.names())}, or package.module:ATTR (docs/workload-api.md)")
+    bundled = [w for w in workload_names if not workloads.is_external(w)]
+    if user or (workload_names and not bundled):
+        for b in backends:
+            why = workloads.check_backend("package.module:ATTR", b)
+            if why is not None:
+                raise node.error(why, "a backend is named with letters, digits, _ . +")
+        return
+    known = sorted({b for w in (bundled or list(workloads.BACKENDS)) for b in workloads.BACKENDS[w]})
     for b in backends:
         if b not in known:
             raise node.error(f"unknown backend {b!r}: no run can produce this case", f"choose from {', '.join(known)}")
