@@ -169,3 +169,16 @@ def test_the_outputs_stay_out_of_the_results_and_reach_the_job_summary(tmp_path,
     assert main(["check", str(run), "--reference", str(REPO / "artifact" / "references" / "h200.yaml")]) in (0, 1)
     capsys.readouterr()
     assert gate(capsys, run, base)[0] == 1
+
+
+def test_the_committed_gpu_gate_run_passes_as_it_did_on_the_device(tmp_path, capsys):
+    # bench/pr_gate/h100: two reproductions minutes apart on one H100, the second against the first.
+    gpu = REPO / "bench" / "pr_gate" / "h100"
+    printed = (gpu / "check.txt").read_text()
+    run = copy_run(gpu / "head", tmp_path / "head")
+    code, v, out = gate(capsys, run, copy_run(gpu / "base", tmp_path / "base"))
+    assert code == 0 and v["status"] == "PASS" and "NVIDIA H100" in v["hardware"]
+    assert v["counts"] == {"faster": 9, "equivalent": 10, "slower, within tolerance": 11}
+    assert "(faster 9, equivalent 10, slower, within tolerance 11)" in printed
+    widest = max((c for c in v["cases"] if c["ratio"]), key=lambda c: c["ratio"])
+    assert "-triton-b32h8s1024" in widest["case_id"] and 1.02 < widest["ci_low"] < widest["ci_high"] < 1.03

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from fakenvml import FakeClock, FakeNvml
 
 from harness.machine import gate, watch
@@ -161,9 +162,10 @@ def test_the_regime_is_written_in_words():
     assert "batches below 0.75x its maximum discarded" in text
 
 
-def test_the_committed_gpu_run_is_what_its_files_say():
-    """bench/machine_state/h100/ (an H100, 2026-12-07): SUMMARY.md is generated from the folder,
-    and the run shows the refusal and the mid-run neighbour waited out."""
+@pytest.mark.parametrize("name", ["h100", "h100-b"])
+def test_the_committed_gpu_run_is_what_its_files_say(name):
+    """bench/machine_state/h100/ and h100-b/ (two H100 machines, 2026-12-07): SUMMARY.md is
+    generated from the folder, and each run shows the refusal and the mid-run neighbour waited out."""
     import json
     import subprocess
     import sys
@@ -171,7 +173,7 @@ def test_the_committed_gpu_run_is_what_its_files_say():
 
     from testkit import REPO
 
-    run = REPO / "bench" / "machine_state" / "h100"
+    run = REPO / "bench" / "machine_state" / name
     committed = (run / "SUMMARY.md").read_text()
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "machine_state" / "summarize.py"), str(run)],
                           capture_output=True, text=True, timeout=60)
@@ -189,3 +191,26 @@ def test_the_committed_gpu_run_is_what_its_files_say():
     verdict = json.loads((run / "midrun" / "verdict.json").read_text())
     assert verdict["status"] == "PASS" and verdict["exit_code"] == 0
     assert Path(run / "midrun" / "env.json").is_file()
+
+
+def test_the_second_h100_run_shows_allowed_sharing_the_gpu_tests_and_the_watchs_cost():
+    """bench/machine_state/h100-b/: with --allow-shared-gpu beside a neighbour every case is
+    invalid (shared GPU) and the verdict INVALID, exit 4, not a list of FAILs; the watch's GPU tests
+    passed in the real timing loop; one watch reading costs well under a millisecond."""
+    import json
+    import re
+
+    from testkit import REPO
+
+    run = REPO / "bench" / "machine_state" / "h100-b"
+    allowed = run / "allowed"
+    v = json.loads((allowed / "verdict.json").read_text())
+    assert v["status"] == "INVALID" and v["exit_code"] == 4 and v["cause"] == "shared_gpu" and v["counts"]["FAIL"] == 0
+    cases = [json.loads(p.read_text()) for p in sorted((allowed / "cases").glob("*.json"))]
+    assert len(cases) == 30 and all(c["status"] == "invalid" and c["reason"].startswith("shared GPU: ") for c in cases)
+    env = json.loads((allowed / "env.json").read_text())
+    assert env["machine"]["allowed_shared"] is True and env["machine"]["shared"] and env["machine"]["foreign"]
+    log = (run / "log-ms.txt").read_text()
+    assert re.search(r"^\d+ passed, \d+ deselected", log.split("=== e:", 1)[1], re.M)
+    per_batch_us = int(re.search(r"^watch: (\d+) us per batch", log, re.M).group(1))
+    assert 0 < per_batch_us < 1000
