@@ -232,9 +232,16 @@ def test_h200_reference_scopes_claims_by_what_they_depend_on():
     for c in ref.claims:
         by_kind.setdefault(c.kind, set()).add(c.scope.kind)
     assert by_kind["absolute"] == {"gpu_model"}
-    for kind in ("ratio", "ranking", "scaling", "efficiency"):
+    for kind in ("ratio", "ranking", "scaling"):
         # offered to compute capability 9.0, kept there only where the H100 evidence bore it out
         assert "compute_capability" in by_kind[kind], kind
+    # No efficiency share held on every H100 given as evidence (eleven runs, six machines): each is
+    # the H200's alone, and its derivation says how many of those runs passed it.
+    effs = [c for c in ref.claims if c.kind == "efficiency"]
+    assert by_kind["efficiency"] == {"gpu_model"} and len(effs) == 30
+    why = [c.tolerance.derivation["scope_evidence"] for c in effs]
+    assert all("passed it: kept to the GPU model" in w or "do not have its cases" in w for w in why)
+    assert sum("of 11 run(s) of NVIDIA H100 80GB HBM3 passed it" in w for w in why) >= 20
     family = [c for c in ref.claims if c.scope.kind == "compute_capability"]
     assert all((c.scope.cc_min, c.scope.cc_max) == ("9.0", "9.0") for c in family)
     assert ref.run is not None and ref.run.plan == "harness/plans/h200-artifact.yaml"

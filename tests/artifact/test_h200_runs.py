@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from testkit import REPO
+from testkit import H200_REF, REPO
 
 from artifact import verdict as verdictmod
 from artifact.reference import load_reference
@@ -42,3 +42,33 @@ def test_summary_md_is_generated_from_the_files():
     proc = subprocess.run([sys.executable, str(H200 / "summarize.py"), "--check"], capture_output=True, text=True,
                           cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_shipped_h200_reference_is_what_its_recorded_derivation_gives():
+    # The file is regenerated, not edited: deriving again from the runs and options it records
+    # gives the same claims and scopes. And the H100 evidence matters: the six runs of 2026-11-24
+    # alone kept 14 more claims for compute capability 9.0 than all eleven do (docs/expected-results.md).
+    import yaml
+
+    from artifact import derive
+    from artifact.results.folder import load_results
+
+    shipped = yaml.safe_load(H200_REF.read_text())
+    opts = shipped["derived_from"]["options"]
+    evidence = [REPO / p for p in opts["family_evidence"]]
+    peaks = derive.peaks_from(REPO / "artifact" / "references" / "h100-peaks.yaml")[1]
+    runs = [REPO / r["folder"] for r in shipped["derived_from"]["runs"]]
+
+    def derived(evidence_runs: list) -> dict:
+        return derive.derive(runs, derive.DeriveOptions(
+            name="h200", description=shipped["description"], ratio_pairs=[tuple(r.split("/")) for r in opts["ratio"]],
+            run=load_reference(H200_REF).run, family_evidence=evidence_runs, evidence_peaks=peaks))
+
+    def family(doc: dict) -> set:
+        return {c["id"] for c in doc["claims"] if c["scope"]["kind"] == "compute_capability"}
+
+    again = derived(evidence)
+    assert [(c["id"], c["scope"]) for c in again["claims"]] == [(c["id"], c["scope"]) for c in shipped["claims"]]
+    assert len(evidence) == 11 and len({load_results(e)[0].env.gpu.uuid for e in evidence}) == 6
+    first_six = derived(evidence[:6])
+    assert family(again) < family(first_six) and len(family(first_six) - family(again)) == 14

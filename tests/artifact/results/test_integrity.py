@@ -27,7 +27,7 @@ from artifact.report import side_by_side as report_gpus
 from artifact.report import single as report
 from artifact.results import folder as folder_mod
 from artifact.results.folder import load_results
-from artifact.results.integrity import case_bound
+from artifact.results.integrity import case_bound, is_shared
 from harness.integrity import roofline
 from harness.records import CaseSpec
 
@@ -109,13 +109,16 @@ def test_the_checkers_roofline_raises_no_false_alarm_on_any_committed_run():
         sets = shards.load(top)[1] if shards.is_sharded(top) else [(str(top), *load_results(top))]
         for label, rs, _note in sets:
             judged += 1
-            assert [c.case.case_id for c in rs.cases if c.status == "invalid"] == [], label
+            # A case timed beside another process on purpose (bench/machine_state/*/allowed) is the
+            # machine's, judged apart (exit 4): the checker's roofline is about the kernel's.
+            cases = [c for c in rs.cases if not is_shared(c)]
+            assert [c.case.case_id for c in cases if c.status == "invalid"] == [], label
             # Schema 3: no integrity record, no invalid status, read exactly as before; schema 4
             # (the adversarial suite's honest run): every check passed or not run.
             assert all((c.schema_version <= 3 and c.integrity is None)
                        or (c.schema_version >= 4 and c.integrity is not None and not c.integrity.failed())
-                       for c in rs.cases), label
-            for c in rs.cases:
+                       for c in cases), label
+            for c in cases:
                 b = case_bound(c, rs.ceilings, rs.env)
                 if b is not None:
                     checked += 1
