@@ -170,6 +170,20 @@ def env(
 
 
 @app.command()
+def scaffold(
+    name: str = typer.Argument(..., help="Module name of your kernel's workload, e.g. my_attention."),
+    parent: Path = typer.Option(Path("."), "--in", help="Folder to create NAME/ in (default: here)."),
+) -> None:
+    """Start a kernel of your own: NAME/ with the workload module, a plan and a test (docs/own-kernel.md)."""
+    from harness.scaffold import scaffold as write
+
+    for path in write(name, parent):
+        typer.echo(f"wrote {path}")
+    typer.echo(f"next: python -m pytest -q {parent / name}; then harness bench --plan {parent / name / 'plan.yaml'} "
+               "(docs/own-kernel.md)")
+
+
+@app.command()
 def profile(
     case_file: Optional[Path] = typer.Argument(None, help="A case file (RESULTS/cases/<case_id>.json) to profile; or give the case by flags."),
     out: Path = typer.Option(..., "--out", help="Folder for ncu-<case_id>.ncu-rep and ncu-<case_id>.json."),

@@ -3,6 +3,7 @@ copying a results folder (torch-free; tests/ is on sys.path through tests/confte
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -40,3 +41,28 @@ def tree_repo(dst: Path) -> str:
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "base"], check=True)
     return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def doc_commands(doc: str) -> list[tuple[int, list[str]]]:
+    """(line number, argv) of every command in the doc's sh blocks, in order."""
+    out: list[tuple[int, list[str]]] = []
+    lines = (REPO / doc).read_text(encoding="utf-8").splitlines()
+    in_block, pending, start = False, "", 0
+    for i, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            in_block = line.strip() == "```sh" and not in_block
+            continue
+        if not in_block:
+            continue
+        if not pending:
+            start = i
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        text, pending = pending + line, ""
+        argv = shlex.split(text, comments=True)
+        while argv:  # `a && b`: two commands
+            cut = argv.index("&&") if "&&" in argv else len(argv)
+            out.append((start, argv[:cut]))
+            argv = argv[cut + 1:]
+    return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -21,38 +20,14 @@ from pathlib import Path
 import cliparse
 import pytest
 from testkit import REPO
+from testkit import doc_commands as commands
 
-DOCS = ("README.md", "ARTIFACT.md", "docs/expected-results.md")
+DOCS = ("README.md", "ARTIFACT.md", "docs/expected-results.md", "docs/own-kernel.md")
 CPU_RUN = Path(__file__).resolve().parent / "data" / "cpu-smoke-runs" / "run-1"
 REPRO_VENV = ".venv-reproduce"
 ACTIVATE = f"{REPRO_VENV}/bin/activate"
 # Programs the docs may call that are not this project's: not run, and never parsed here.
-EXTERNAL = {"git", "cd", "pip", "sha256sum", "source"}
-
-
-def commands(doc: str) -> list[tuple[int, list[str]]]:
-    """(line number, argv) of every command in the doc's sh blocks, in order."""
-    out: list[tuple[int, list[str]]] = []
-    lines = (REPO / doc).read_text(encoding="utf-8").splitlines()
-    in_block, pending, start = False, "", 0
-    for i, line in enumerate(lines, 1):
-        if line.startswith("```"):
-            in_block = line.strip() == "```sh" and not in_block
-            continue
-        if not in_block:
-            continue
-        if not pending:
-            start = i
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        text, pending = pending + line, ""
-        argv = shlex.split(text, comments=True)
-        while argv:  # `a && b`: two commands
-            cut = argv.index("&&") if "&&" in argv else len(argv)
-            out.append((start, argv[:cut]))
-            argv = argv[cut + 1:]
-    return out
+EXTERNAL = {"git", "cd", "pip", "sha256sum", "source", "python"}
 
 
 ALL = [(doc, n, argv) for doc in DOCS for n, argv in commands(doc)]
