@@ -76,7 +76,7 @@ smoke: $(VENV)/.installed
 # artifact lives in $(REPRO_VENV), not on PATH: the last lines say how to call it.
 reproduce: $(REPRO_VENV)/.installed reproduce-image
 	rc=0; $(REPRO_VENV)/bin/artifact reproduce --out results/$(STAMP) $(REPRODUCE_ARGS) || rc=$$?; \
-	if [ $$rc -ne 130 ] && [ -f results/$(STAMP)/manifest.json ]; then \
+	if [ $$rc -ne 130 ] && compgen -G "results/$(STAMP)/cases/*.json" > /dev/null; then \
 	  echo "next: $(REPRO_VENV)/bin/artifact report results/$(STAMP)"; \
 	  echo "      (or: source $(REPRO_VENV)/bin/activate, then artifact ...)"; \
 	fi; \

@@ -56,18 +56,20 @@ def build(
     an exported one (--from-archive)."""
     from artifact.launch import docker_engine, image
 
-    image.check_variant(variant)  # a wrong option is named before any engine is asked
-    client = docker_engine.connect(timeout=600)
+    image.check_variant(variant)  # a wrong option, or a bad archive, is named before any engine is asked
     if from_archive is not None:
         from artifact.launch import archive
 
         if offline or tag or base or no_cache:
             raise ArtifactError("--from-archive loads an exported image as it is: leave out --offline, --tag, --base "
                                 "and --no-cache")
-        record = archive.load(client, from_archive, log=(lambda s: None) if quiet else _err)
+        log = (lambda s: None) if quiet else _err
+        verified = archive.verify(from_archive, log)
+        record = archive.load(docker_engine.connect(timeout=600), from_archive, log=log, verified=verified)
         print(f"loaded {record.image_ref} = {record.image_id} from {from_archive} (sha256 {record.sha256} and labels "
               "verified)")
         return
+    client = docker_engine.connect(timeout=600)
     req = image.BuildRequest(offline=offline, variant=variant, tag=tag, base=base, nocache=no_cache)
     info = image.build(client, req, log=(lambda s: None) if quiet else _err)
     size = f"{info.size_bytes / 1e9:.2f} GB" if info.size_bytes else "size unknown"

@@ -160,8 +160,9 @@ def _inspect(archive: Path) -> tuple[str, Optional[dict[str, Any]]]:
     return hashing.sha.hexdigest(), config
 
 
-def load(client: Any, archive: Path, log: Callable[[str], None]) -> ImageArchive:
-    """Verify, then load the archive through the SDK; the record of what was loaded."""
+def verify(archive: Path, log: Callable[[str], None]) -> ImageArchive:
+    """The archive checked against its record (sha256, image id, labels), without an engine: a
+    damaged or altered archive is named before anything is asked of Docker."""
     if not archive.is_file():
         raise ArtifactError(f"--from-archive {archive}: no such file; `artifact export` writes one")
     record = read_record(archive)
@@ -181,7 +182,15 @@ def load(client: Any, archive: Path, log: Callable[[str], None]) -> ImageArchive
     if labels != record.labels:
         diff = sorted(k for k in set(labels) | set(record.labels) if labels.get(k) != record.labels.get(k))
         raise ArtifactError(f"{archive}: image labels differ from the record ({', '.join(diff)}); export it again")
-    log(f"load: sha256 {digest} and image {record.image_id[:19]} match; loading {record.image_ref}")
+    log(f"load: sha256 {digest} and image {record.image_id[:19]} match")
+    return record
+
+
+def load(client: Any, archive: Path, log: Callable[[str], None], verified: Optional[ImageArchive] = None) -> ImageArchive:
+    """Verify (unless `verified` is the record verify() returned), then load the archive through
+    the SDK; the record of what was loaded."""
+    record = verified or verify(archive, log)
+    log(f"load: loading {record.image_ref}")
     with translated(f"loading {archive}"):
         with open(archive, "rb") as fh:
             loaded = client.images.load(fh)

@@ -292,3 +292,23 @@ def test_ensure_engine_decides_by_the_socket_it_will_use(tmp_path):
         res = subprocess.run(["bash", str(script), "--check"], capture_output=True, text=True, timeout=60,
                              env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"})
         assert res.stdout.split()[1] in ("use", "wait"), res.stdout
+
+
+@pytest.mark.parametrize("cases,code,next_line", [(False, 4, False), (True, 1, True), (True, 130, False)])
+def test_make_reproduce_points_to_the_report_only_when_there_are_results(tmp_path, cases, code, next_line):
+    # A run refused before any case (another process on the GPU, exit 4) leaves env.json and a
+    # manifest but nothing to report: "next: artifact report" would send the reviewer to an empty
+    # report. The recipe runs as written, with a stand-in for the venv's artifact.
+    import stat
+
+    fake = tmp_path / ".venv-fake" / "bin" / "artifact"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/usr/bin/env bash\nmkdir -p results/t; echo {} > results/t/manifest.json\n"
+                    + ("mkdir -p results/t/cases; echo {} > results/t/cases/c.json\n" if cases else "")
+                    + f"exit {code}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    proc = subprocess.run(["make", "-s", "-f", str(REPO / "Makefile"), "-o", ".venv-fake/.installed", "-o", "reproduce-image",
+                           "reproduce", "REPRO_VENV=.venv-fake", "STAMP=t"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode != 0 and f"Error {code}" in proc.stderr
+    assert ("next: .venv-fake/bin/artifact report results/t" in proc.stdout) is next_line

@@ -85,9 +85,12 @@ def test_a_record_that_does_not_match_the_archive_is_refused(exported_cpu, artif
     assert "image labels differ from the record (org.gpu-kernel-artifact.torch-variant)" in _one_error_line(proc)
 
 
-def test_an_archive_without_its_record_is_refused(tmp_path, artifact_cli):
+@pytest.mark.parametrize("engine", ["the suite's", "none answering"])
+def test_an_archive_without_its_record_is_refused(tmp_path, artifact_cli, engine):
+    # Named for what it is whether or not an engine answers: the archive is checked first.
     lone = tmp_path / "image.tar.gz"
     lone.write_bytes(b"\x1f\x8b")
-    proc = artifact_cli("build", "--from-archive", str(lone), timeout=120)
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"} if engine == "none answering" else None
+    proc = artifact_cli("build", "--from-archive", str(lone), env=env, timeout=120)
     assert proc.returncode == 2
     assert "image.tar.gz.json is missing" in _one_error_line(proc)
