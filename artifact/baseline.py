@@ -34,17 +34,16 @@ from artifact.errors import ArtifactError
 from artifact.report import relative
 from artifact.results.folder import ResultSet, groups_of
 from artifact.results.integrity import is_shared, why_invalid
-from artifact.results.machine_state import CLOCK_EXPLAINS, attribution
-from artifact.textfmt import env_hardware, num
+from artifact.results.machine_state import CLOCK_EXPLAINS, attribution, clock_share
+from artifact.textfmt import env_hardware, hardware_model, num
+from artifact.verdict import EXIT_FAIL, EXIT_INVALID, EXIT_PASS, EXIT_SHARED_GPU
 from harness import stats, storage, versions
-from harness.machine.gate import EXIT_SHARED_GPU
 from harness.records import CaseResult
 
 KIND = "baseline_comparison"  # its version and format history: harness/versions.py
 SCHEMA_VERSION = versions.current(KIND)
 JSON_NAME, MD_NAME = "vs-baseline.json", "vs-baseline.md"  # folder.OUTPUTS has the prefix
 
-EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 3
 # Per case: what the comparison found.
 FASTER, SLOWER_OK, EQUIVALENT, SLOWER = "faster", "slower, within tolerance", "equivalent", "SLOWER"
 WRONG, MISSING, MACHINE, INVALID, NEW, NOT_COMPARED = "WRONG", "MISSING", "MACHINE", "INVALID", "new", "not compared"
@@ -93,9 +92,7 @@ class GateVerdict:
 
 def same_hardware(run: ResultSet, base: ResultSet) -> None:
     """A baseline is only comparable on the same GPU model (or both on the CPU)."""
-    def model(r: ResultSet) -> str:
-        return (r.env.gpu.name or "") if r.env.device == "cuda" and r.env.gpu is not None else r.env.device
-    if model(run) != model(base):
+    if hardware_model(run.env) != hardware_model(base.env):
         raise ArtifactError(f"{run.folder} ran on {env_hardware(run.env)}, the baseline {base.folder} on "
                             f"{env_hardware(base.env)}; a baseline comparison needs the same GPU model: measure the "
                             "base on the same runner")
@@ -171,10 +168,9 @@ def judge_case(run: Optional[CaseResult], base: Optional[CaseResult], opts: Gate
     if ci.low > 1.0 + tol:
         why = f"{ratio_text}: slower beyond the tolerance {tol:.1%}"
         if clock is not None:
-            note = attribution(ci.estimate, clock)
-            share = -math.log(clock) / math.log(ci.estimate) if clock > 0 else 0.0
-            why += f"; SM clock {clock:.3g}x the base's: {note}"
-            if share >= CLOCK_EXPLAINS:
+            why += f"; SM clock {clock:.3g}x the base's: {attribution(ci.estimate, clock)}"
+            share = clock_share(ci.estimate, clock)
+            if share is not None and share >= CLOCK_EXPLAINS:
                 return GateCase(cid, MACHINE, why + "; rerun both on a steady runner", **numbers)
         return GateCase(cid, SLOWER, why, **numbers)
     way = stats.direction(ci.low, ci.high)

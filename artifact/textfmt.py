@@ -29,3 +29,8 @@ def env_hardware(env: EnvRecord) -> str:
     if env.device == "cuda" and env.gpu is not None:
         return hardware("cuda", env.gpu.name, env.gpu.compute_capability)
     return hardware("cpu", cpu_model=(env.host or {}).get("cpu_model"))
+
+
+def hardware_model(env: EnvRecord) -> str:
+    """What runs must share to be compared or derived together: the GPU's name, or the device."""
+    return (env.gpu.name or "") if env.device == "cuda" and env.gpu is not None else env.device

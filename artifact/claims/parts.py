@@ -220,8 +220,10 @@ def parse_selector(
         if not m:
             raise cid_node.error(f"{cid!r} is not a case id the harness writes", "copy it from a cases/<case_id>.json file name")
         # The dots of a user's workload hide which one was the colon: only its backend's form is checked.
-        user = "." in m["workload"]
-        _check_backend(cid_node, [] if user else [m["workload"]], [m["backend"]], user=user)
+        if "." in m["workload"]:  # a user's workload: its backend's form is all the host can check
+            _check_user_backends(cid_node, m["workload"], [m["backend"]])
+        else:
+            _check_backend(cid_node, [m["workload"]], [m["backend"]])
         return CaseSelector(case_id=cid)
     node.only_keys(CASE_FIELDS)
     values: dict[str, list[Any]] = {}
@@ -274,7 +276,14 @@ def case_value(node: Node, key: str) -> Any:
     return node.text()
 
 
-def _check_backend(node: Node, workload_names: list[str], backends: list[str], *, user: bool = False) -> None:
+def _check_user_backends(node: Node, workload: str, backends: list[str]) -> None:
+    for b in backends:
+        why = workloads.check_backend(workload, b)
+        if why is not None:
+            raise node.error(why, "a backend is named with letters, digits, _ . +")
+
+
+def _check_backend(node: Node, workload_names: list[str], backends: list[str]) -> None:
     """A case no run can produce is an error: an unknown bundled workload or backend. A user's
     workload ("package.module:ATTR") declares its own backends; the host (no torch) checks only
     the forms, the harness the rest when it imports the module."""
@@ -286,12 +295,8 @@ def _check_backend(node: Node, workload_names: list[str], backends: list[str], *
             raise node.error(f"unknown workload {w!r}: no run can produce this case",
                              f"known workloads: {', '.join(workloads.names())}, or package.module:ATTR (docs/workload-api.md)")
     bundled = [w for w in workload_names if not workloads.is_external(w)]
-    if user or (workload_names and not bundled):
-        for b in backends:
-            why = workloads.check_backend("package.module:ATTR", b)
-            if why is not None:
-                raise node.error(why, "a backend is named with letters, digits, _ . +")
-        return
+    if workload_names and not bundled:
+        return _check_user_backends(node, workload_names[0], backends)
     known = sorted({b for w in (bundled or list(workloads.BACKENDS)) for b in workloads.BACKENDS[w]})
     for b in backends:
         if b not in known:

@@ -36,7 +36,6 @@ def _check(
     """Verify the results' hashes, then judge every claim of the reference: PASS, FAIL or SKIP."""
     from artifact import verdict as verdictmod
     from artifact.launch import shards
-    from artifact.results import folder as folder_mod
 
     if baseline is not None:
         if reference is not None or len(results_dirs) != 1 or min_checked:
@@ -62,11 +61,7 @@ def _check(
                 where = out or (folder if label == "merged" else folder / label)
                 todo.append((f"{folder}" + ("" if label == "merged" else f"/{label}"), rs, note, where))
         else:
-            refuse_unfinished(folder)
-            try:
-                rs, note = folder_mod.load_results(folder)
-            except ArtifactError as exc:
-                raise in_progress(folder) or exc from None
+            rs, note = _load_finished(folder, "results")
             todo.append((str(folder), rs, note, out or folder))
     rows, codes = [], []
     for label, rs, note, where in todo:

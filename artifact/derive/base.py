@@ -11,7 +11,7 @@ from artifact.claims import (
 )
 from artifact.claims.parts import CASE_FIELDS, CaseSelector, Scope, Tolerance
 from artifact.derive.options import DeriveOptions
-from artifact.derive.runs import _machines, _order_key, _reach, _sig, _timed
+from artifact.derive.runs import machines_of, order_key, reach, sig, timed_of
 from artifact.errors import ArtifactError
 from artifact.results.folder import ResultSet
 from artifact.results.integrity import why_invalid
@@ -43,7 +43,7 @@ class BuilderBase:
         if not self.common:
             raise ArtifactError("no case ran ok in every run; nothing to derive a reference from")
         specs = [cases[0].case for cases in self.common.values()]
-        self.specs = sorted(specs, key=_order_key)
+        self.specs = sorted(specs, key=order_key)
         self.timing, self.untimed = self._timing()
         self.timed_specs = [s for s in self.specs if s.case_id not in self.untimed]
         self.defaults = {}
@@ -54,7 +54,7 @@ class BuilderBase:
             if len(vals) == 1:
                 self.defaults[f] = vals.pop()
         self.n_runs = len(runs)
-        self.n_machines = len(_machines(runs))
+        self.n_machines = len(machines_of(runs))
 
     def _timing(self) -> tuple[Optional[dict[str, Any]], set[str]]:
         """How the reference's cases were timed (the reference records it, and check compares a
@@ -82,7 +82,7 @@ class BuilderBase:
         timed = [cases for cid, cases in self.common.items() if cid not in untimed]
         spec: dict[str, Any] = {"method": method, "repeats": repeats,
                                 "cache": sorted({cases[0].case.cache for cases in timed})}
-        targets = {_timed(c).target_rel_ci for cases in timed for c in cases}
+        targets = {timed_of(c).target_rel_ci for cases in timed for c in cases}
         if len(targets) == 1:
             spec["target_rel_ci"] = targets.pop()
         return spec, untimed
@@ -133,7 +133,7 @@ class BuilderBase:
         tolerance = max(k * max_dev + max_ci_half, floor). Every reference run passes its own
         file for k >= 1: its CI's far end is at most max_dev + max_ci_half from the reference.
         """
-        ref, dev, half = _reach(runs, relative)
+        ref, dev, half = reach(runs, relative)
         if floor is None:
             floor = self.opts.floor_rel if relative else self.opts.floor_abs
         if relative:
@@ -142,7 +142,7 @@ class BuilderBase:
             tol = max(self.opts.k * dev + half, floor)
         if relative and tol > self.opts.max_rel:
             self.not_claimed.append({"what": claim_id, "why": f"run-to-run spread too wide to claim: tolerance would be "
-                                     f"{tol:.0%} (per run: {[_sig(e, 4) for e, _, _ in runs]})"})
+                                     f"{tol:.0%} (per run: {[sig(e, 4) for e, _, _ in runs]})"})
             return None
         scale = "log" if relative else "abs"
         derivation = {
@@ -151,11 +151,11 @@ class BuilderBase:
             "of": what,
             "k": self.opts.k,
             "floor": floor,
-            f"max_{scale}_dev": _sig(dev, 4),
-            ("max_log_ci_half" if relative else "max_ci_half"): _sig(half, 4),
+            f"max_{scale}_dev": sig(dev, 4),
+            ("max_log_ci_half" if relative else "max_ci_half"): sig(half, 4),
             "runs": self.n_runs,
             "machines": self.n_machines,
-            "per_run": [_sig(e) for e, _, _ in runs],
+            "per_run": [sig(e) for e, _, _ in runs],
         }
         # Rounded up, so rounding never makes a reference run fail its own file.
         width = math.ceil(tol * 1000) / 1000

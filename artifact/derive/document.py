@@ -11,7 +11,7 @@ import yaml
 from artifact import __version__
 from artifact.derive.family import narrow_family_claims
 from artifact.derive.options import DeriveOptions
-from artifact.derive.runs import _machine_id, read_runs
+from artifact.derive.runs import machine_id, read_runs
 from artifact.derive.timed import TimedClaims
 from artifact.derive.untimed import UntimedClaims
 from artifact.errors import ArtifactError
@@ -86,7 +86,7 @@ class Builder(TimedClaims, UntimedClaims):
                          "a run's CI from its estimate"),
                 "k": self.opts.k, "floor_rel": self.opts.floor_rel, "floor_abs": self.opts.floor_abs,
                 "runs": [
-                    {"folder": str(f), "created_at": r.env.created_at, "machine": _machine_id(r),
+                    {"folder": str(f), "created_at": r.env.created_at, "machine": machine_id(r),
                      "nvidia_driver_version": r.env.nvidia_driver_version, "harness_version": r.env.harness_version,
                      "cases": len(r.cases)}
                     for f, r in zip(folders, self.runs)

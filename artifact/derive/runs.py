@@ -11,23 +11,23 @@ from typing import Optional
 from artifact.derive.options import DeriveOptions
 from artifact.errors import ArtifactError
 from artifact.results.folder import ResultSet, load_results
-from artifact.textfmt import env_hardware
+from artifact.textfmt import env_hardware, hardware_model
 from harness.records import CaseResult, CaseSpec, Timing
 from harness.workloads import SDPA_BACKENDS
 
 
-def _sig(x: float, digits: int = 6) -> float:
+def sig(x: float, digits: int = 6) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def _timed(case: CaseResult) -> Timing:
+def timed_of(case: CaseResult) -> Timing:
     """The timing of a case every run measured ok (the harness writes timing with status ok)."""
     if case.timing is None:
         raise ArtifactError(f"case {case.case.case_id}: status ok but no timing in its file; re-run the case")
     return case.timing
 
 
-def _order_key(spec: CaseSpec) -> tuple:
+def order_key(spec: CaseSpec) -> tuple:
     b = SDPA_BACKENDS.index(spec.backend) if spec.backend in SDPA_BACKENDS else len(SDPA_BACKENDS)
     return (spec.workload, spec.dtype, spec.causal, spec.cache, spec.batch, spec.heads, spec.head_dim, b, spec.backend, spec.seq)
 
@@ -43,13 +43,11 @@ def read_runs(folders: list[Path], opts: DeriveOptions, loaded: Optional[list[Re
     runs = loaded if loaded is not None else [load_results(f)[0] for f in folders]
     first = runs[0]
     for r in runs[1:]:
-        if r.env.device != first.env.device or (
-            first.env.device == "cuda" and (r.env.gpu.name if r.env.gpu else None) != (first.env.gpu.name if first.env.gpu else None)
-        ):
+        if hardware_model(r.env) != hardware_model(first.env):
             raise ArtifactError(
                 f"{r.folder}: ran on {env_hardware(r.env)}, but {first.folder} ran on {env_hardware(first.env)}; derive one reference per hardware model"
             )
-    machines = _machines(runs)
+    machines = machines_of(runs)
     if len(machines) < opts.min_machines:
         raise ArtifactError(
             f"the {len(runs)} runs come from {len(machines)} machine(s); tolerances need runs on at least "
@@ -58,19 +56,19 @@ def read_runs(folders: list[Path], opts: DeriveOptions, loaded: Optional[list[Re
     return runs
 
 
-def _machine_id(r: ResultSet) -> str:
+def machine_id(r: ResultSet) -> str:
     # A GPU's UUID and the host's hashed name together tell separately started machines apart.
     gpu = (r.env.gpu.uuid or "") if r.env.gpu else ""
     host = str((r.env.host or {}).get("hostname_sha256_8", ""))
     return f"{gpu}/{host}"
 
 
-def _machines(runs: list[ResultSet]) -> set[str]:
-    return {_machine_id(r) for r in runs}
+def machines_of(runs: list[ResultSet]) -> set[str]:
+    return {machine_id(r) for r in runs}
 
 
 # --------------------------------------------------------------------------- helpers
-def _reach(estimates: list[tuple[float, float, float]], relative: bool) -> tuple[float, float, float]:
+def reach(estimates: list[tuple[float, float, float]], relative: bool) -> tuple[float, float, float]:
     """(reference, max deviation of a run's estimate from it, max far-side CI half-width of a run).
 
     Relative quantities are measured on the log scale, where the band ref/(1+t)..ref*(1+t) is

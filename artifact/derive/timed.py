@@ -15,7 +15,7 @@ from artifact.claims import (
     ScalingClaim,
 )
 from artifact.derive.base import BuilderBase
-from artifact.derive.runs import _sig, _timed
+from artifact.derive.runs import sig, timed_of
 from artifact.errors import ArtifactError
 from artifact.results.folder import groups_of
 from harness import exponents, stats
@@ -26,22 +26,22 @@ class TimedClaims(BuilderBase):
     def absolute(self) -> None:
         for spec in self.timed_specs:
             cases = self.cases(spec)
-            per_run = [(_timed(c).summary.median_ms, _timed(c).summary.ci_low_ms, _timed(c).summary.ci_high_ms) for c in cases]
+            per_run = [(timed_of(c).summary.median_ms, timed_of(c).summary.ci_low_ms, timed_of(c).summary.ci_high_ms) for c in cases]
             cid = f"abs-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}")
             got = self.numeric(cid, per_run, True, "median time per run (ms)")
             if got is None:
                 continue
             ref, tol = got
-            clocks = [k for k in (_timed(c).clocks for c in cases) if k is not None and k.sm_mhz_median
+            clocks = [k for k in (timed_of(c).clocks for c in cases) if k is not None and k.sm_mhz_median
                       and k.sm_mhz_min is not None and k.sm_mhz_max is not None]
             if len(clocks) == len(cases):
                 # What the card ran at while these times were taken: a FAIL on another machine
                 # can then say whether its card was in a slower state (issue 11).
-                tol.derivation["sm_mhz"] = {"median": _sig(statistics.median(k.sm_mhz_median or 0.0 for k in clocks), 4),
+                tol.derivation["sm_mhz"] = {"median": sig(statistics.median(k.sm_mhz_median or 0.0 for k in clocks), 4),
                                             "min": min(k.sm_mhz_min or 0.0 for k in clocks),
                                             "max": max(k.sm_mhz_max or 0.0 for k in clocks)}
             self.add(AbsoluteClaim(id=cid, scope=self.scope_same_hardware(), case=self.selector(spec), metric="median_ms",
-                                   reference=_sig(ref), tolerance=tol))
+                                   reference=sig(ref), tolerance=tol))
 
     def ratios(self) -> None:
         for _key, backends in self._by_shape_any().items():
@@ -58,14 +58,14 @@ class TimedClaims(BuilderBase):
                     continue
                 ref, tol = got
                 self.add(RatioClaim(id=cid, scope=self.scope_family(), numerator=self.selector(a),
-                                    denominator=self.selector(b), reference=_sig(ref), tolerance=tol))
+                                    denominator=self.selector(b), reference=sig(ref), tolerance=tol))
 
     def rankings(self) -> None:
         floor_gap = 1.0 / (1.0 + self.opts.ranking_min_gap)
         for _key, backends in self._by_shape().items():
             if len(backends) < 2:
                 continue
-            ref_median = {b: statistics.median(_timed(c).summary.median_ms for c in self.cases(s)) for b, s in backends.items()}
+            ref_median = {b: statistics.median(timed_of(c).summary.median_ms for c in self.cases(s)) for b, s in backends.items()}
             order = sorted(backends, key=lambda b: ref_median[b])
             worst: dict[tuple[str, str], float] = {}
             needed: dict[tuple[str, str], float] = {}
@@ -102,7 +102,7 @@ class TimedClaims(BuilderBase):
                                          "by more than the runs' own spread (and the floor gap "
                                          f"{self.opts.ranking_min_gap:g})"})
                 continue
-            pairs = ", ".join(f"{x}/{y} {_sig(v, 4)}" for (x, y), v in worst.items()
+            pairs = ", ".join(f"{x}/{y} {sig(v, 4)}" for (x, y), v in worst.items()
                               if any(x in groups[i] and y in groups[i + 1] for i in range(len(groups) - 1)))
             self.add(RankingClaim(
                 id=cid, scope=self.scope_family(), shape=self.selector(spec, drop=("backend",)), order=groups,
@@ -123,7 +123,7 @@ class TimedClaims(BuilderBase):
                 continue
             ref, tol = got
             self.add(ScalingClaim(id=cid, scope=self.scope_family(), case=self.selector(specs[0], drop=("seq",)), seqs=seqs,
-                                  reference=_sig(ref, 4), tolerance=tol))
+                                  reference=sig(ref, 4), tolerance=tol))
 
     def efficiency(self) -> None:
         found = [r.ceilings.get("matmul_tflops") if r.ceilings is not None else None for r in self.runs]
@@ -138,7 +138,7 @@ class TimedClaims(BuilderBase):
             for case, ceil in zip(self.cases(spec), ceilings):
                 if case.throughput is None:  # the harness writes throughput with every timing
                     raise ArtifactError(f"case {case.case.case_id}: status ok but no throughput in its file; re-run the case")
-                s, work = _timed(case).summary, case.throughput.flops * 1e-9
+                s, work = timed_of(case).summary, case.throughput.flops * 1e-9
                 per_run.append((work / s.median_ms / ceil.value, work / s.ci_high_ms / ceil.value,
                                 work / s.ci_low_ms / ceil.value))
             cid = f"eff-{spec.backend}-s{spec.seq}" + ("" if self._unique(spec) else f"-{spec.shape_key}")
@@ -153,4 +153,4 @@ class TimedClaims(BuilderBase):
             ref, tol = got
             tol.rule = "point"
             self.add(EfficiencyClaim(id=cid, scope=self.scope_family(), case=self.selector(spec), ceiling="matmul_tflops",
-                                     reference=_sig(ref, 4), tolerance=tol))
+                                     reference=sig(ref, 4), tolerance=tol))

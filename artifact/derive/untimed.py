@@ -13,7 +13,7 @@ from artifact.claims import (
     MemoryGrowthClaim,
 )
 from artifact.derive.base import BuilderBase
-from artifact.derive.runs import _sig
+from artifact.derive.runs import sig
 from harness import exponents
 from harness.records import CaseSpec
 
@@ -27,7 +27,7 @@ class UntimedClaims(BuilderBase):
                 self.not_claimed.append({"what": f"correct-{backend}", "why": "some runs have no correctness record (--no-correctness)"})
                 continue
             worst = max(errs)
-            bound = _sig(self.opts.correctness_factor * worst, 3) if worst > 0 else 1e-12
+            bound = sig(self.opts.correctness_factor * worst, 3) if worst > 0 else 1e-12
             self.add(CorrectnessClaim(
                 id=f"correct-{backend}", scope=self.scope_portable(), required=self.portable_required,
                 cases=self._multi_selector(specs), max_rel_error=bound,
@@ -83,7 +83,7 @@ class UntimedClaims(BuilderBase):
             ref, tol = got
             tol.rule = "point"  # a peak is one reading, there is no CI
             self.add(MemoryGrowthClaim(id=cid, scope=self.scope_portable(), required=self.portable_required,
-                                       case=self.selector(specs[0], drop=("seq",)), seqs=seqs, reference=_sig(ref, 4),
+                                       case=self.selector(specs[0], drop=("seq",)), seqs=seqs, reference=sig(ref, 4),
                                        tolerance=tol))
 
     def environment(self) -> None:

@@ -25,13 +25,20 @@ POWER_LIMIT_TOLERANCE = 0.02
 CLOCK_EXPLAINS, KERNEL_EXPLAINS = 0.75, 0.25
 
 
+def clock_share(time_ratio: float, clock_ratio: float) -> Optional[float]:
+    """The share of a change in time that the SM clock explains, in log space (None: no change)."""
+    if time_ratio <= 0 or clock_ratio <= 0 or abs(math.log(time_ratio)) < 1e-9:
+        return None
+    return -math.log(clock_ratio) / math.log(time_ratio)
+
+
 def attribution(time_ratio: float, clock_ratio: float) -> str:
     """Why a case is slower (or faster) than the reference's, from time/ref and SM clock/ref."""
     cycles = time_ratio * clock_ratio
     head = f"cycles per call {cycles:.3g}x the reference's, time {time_ratio:.3g}x"
-    if time_ratio <= 0 or clock_ratio <= 0 or abs(math.log(time_ratio)) < 1e-9:
+    share = clock_share(time_ratio, clock_ratio)
+    if share is None:
         return head
-    share = -math.log(clock_ratio) / math.log(time_ratio)
     if share >= CLOCK_EXPLAINS:
         return (head + f": the cycles stayed flat, so the clock explains {min(share, 1):.0%} of it "
                 "(power limit, thermals or a clocks setting), not the kernel")

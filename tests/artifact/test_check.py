@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from resultsfolders import L4, cpu_run, l4_run, scale_cases
-from testkit import REPO
+from testkit import H200_REF, REPO
 
 from artifact import derive
 from artifact.cli import main
@@ -187,7 +187,6 @@ def test_outputs_verdict_files_table_and_step_summary(l4, capsys, tmp_path, monk
 # --------------------------------------------------------------------------- real GPU runs
 H100_REF = REPO / "artifact" / "references" / "h100.yaml"
 H100_RUNS = sorted((REPO / "bench" / "h100").glob("reference/machine-*/run-*"))
-H200_REF = REPO / "artifact" / "references" / "h200.yaml"
 H200_RUNS = sorted((REPO / "bench" / "h200").glob("machine-[BC]/run-*"))
 
 

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from testkit import REPO, copy_run
+from testkit import H200_REF, REPO, copy_run
 
 from harness import stats, storage
 from harness.records import CaseResult, load_record, to_dict
 
 BASE_RUN = REPO / "bench" / "h200" / "machine-C" / "run-C2"
-H200_REF = REPO / "artifact" / "references" / "h200.yaml"
 CASE = "cases/sdpa-cudnn-b32h8s1024d64-float16-full-warm-cuda.json"
 MAX_SECONDS = 60  # a hang guard, not a benchmark: every input finishes in about a second
 MAX_RSS_MB = 1024

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from resultsfolders import scale_cases
-from testkit import REPO, copy_run
+from testkit import H200_REF, REPO, copy_run
 
 from artifact import claims as C
 from artifact import derive
@@ -25,7 +25,6 @@ from artifact.results.folder import load_results
 from harness import stats, storage
 from harness.records import CaseResult, CaseSpec, Correctness, load_record
 
-H200_REF = REPO / "artifact" / "references" / "h200.yaml"
 H200_RUN = REPO / "bench" / "h200" / "machine-C" / "run-C2"
 CASE = "cases/sdpa-cudnn-b32h8s1024d64-float16-full-warm-cuda.json"
 

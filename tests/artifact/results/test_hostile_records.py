@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from testkit import REPO
+from testkit import H200_REF, H200_RUN
 
 from artifact.cli import main
 from artifact.results.folder import write_manifest
 
-RUN = REPO / "bench" / "h200" / "machine-D" / "run-D1"
-H200_REF = REPO / "artifact" / "references" / "h200.yaml"
+RUN = H200_RUN  # a fresh H200 that passes every claim of h200.yaml
 CASE = "sdpa-cudnn-b32h8s1024d64-float16-full-warm-cuda.json"
 
 

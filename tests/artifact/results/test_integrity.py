@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from resultsfolders import as_schema4, failed_integrity, l4_run, passing_integrity, scale_cases
-from testkit import REPO
+from testkit import H200_REF, H200_RUN, REPO
 
 from artifact import claims as C
 from artifact import derive
@@ -31,8 +31,7 @@ from artifact.results.integrity import case_bound, is_shared
 from harness.integrity import roofline
 from harness.records import CaseSpec
 
-H200_REF = REPO / "artifact" / "references" / "h200.yaml"
-RUN = REPO / "bench" / "h200" / "machine-D" / "run-D1"  # a fresh H200 that passes every claim of h200.yaml
+RUN = H200_RUN  # a fresh H200 that passes every claim of h200.yaml
 CPU_RUN = REPO / "tests" / "artifact" / "data" / "cpu-smoke-runs" / "run-1"
 VICTIM = {"backend": "cudnn", "seq": 1024}
 VICTIM_ID = "sdpa-cudnn-b32h8s1024d64-float16-full-warm-cuda"
